@@ -1,0 +1,1 @@
+"""The hotline gateway: webhooks, conversation state, counselor console and content admin."""

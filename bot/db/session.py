@@ -1,0 +1,62 @@
+"""Engines and sessions. DATABASE_URL is a plain `sqlite:///…` or `postgresql://…` URL; the
+async driver (aiosqlite / asyncpg) and the sync driver for Alembic are chosen here."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.orm import sessionmaker
+
+logger = logging.getLogger(__name__)
+
+
+def _url(database_url: str, *, asynchronous: bool) -> URL:
+    url = make_url(database_url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        driver = "aiosqlite" if asynchronous else "pysqlite"
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    elif backend in ("postgresql", "postgres"):
+        backend, driver = "postgresql", ("asyncpg" if asynchronous else "psycopg2")
+    else:
+        raise ValueError(f"unsupported DATABASE_URL backend {backend!r}: use sqlite:/// or postgresql://")
+    return url.set(drivername=f"{backend}+{driver}")
+
+
+def is_sqlite(database_url: str) -> bool:
+    return make_url(database_url).get_backend_name() == "sqlite"
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def async_engine(database_url: str) -> AsyncEngine:
+    url = _url(database_url, asynchronous=True)
+    if url.get_backend_name() == "sqlite":
+        engine = create_async_engine(url, future=True)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_async_engine(url, future=True, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return engine
+
+
+def sync_engine(database_url: str) -> Engine:
+    url = _url(database_url, asynchronous=False)
+    engine = create_engine(url, future=True)
+    if url.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def session_factory(engine: AsyncEngine) -> sessionmaker:
+    return sessionmaker(engine, class_=AsyncSession, expire_on_commit=False, future=True)

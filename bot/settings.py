@@ -1,0 +1,87 @@
+"""Configuration from the environment, read in one place (the app factory and the commands)."""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_GRAPH_URL = "https://graph.facebook.com/v21.0"
+DEFAULT_ZALO_API_URL = "https://openapi.zalo.me"
+DEFAULT_ZALO_OAUTH_URL = "https://oauth.zaloapp.com"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'hotline.db'}"
+    redis_url: str | None = None
+    rasa_url: str = "http://127.0.0.1:5005"
+    rasa_token: str | None = None
+    public_base_url: str = "http://localhost:8080"
+    messenger_app_secret: str | None = None
+    messenger_verify_token: str | None = None
+    messenger_page_access_token: str | None = None
+    messenger_graph_url: str = DEFAULT_GRAPH_URL
+    zalo_app_id: str | None = None
+    zalo_oa_secret_key: str | None = None
+    zalo_app_secret_key: str | None = None
+    zalo_access_token: str | None = None
+    zalo_refresh_token: str | None = None
+    zalo_api_url: str = DEFAULT_ZALO_API_URL
+    zalo_oauth_url: str = DEFAULT_ZALO_OAUTH_URL
+    session_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    session_secret_generated: bool = True
+    content_dir: Path = PROJECT_ROOT / "content"
+    max_body_bytes: int = 1024 * 1024
+    worker_concurrency: int = 8
+    send_max_attempts: int = 6
+    location_link_ttl_s: int = 3600
+    log_level: str = "INFO"
+
+    @property
+    def messenger_enabled(self) -> bool:
+        return bool(self.messenger_app_secret and self.messenger_page_access_token)
+
+    @property
+    def zalo_enabled(self) -> bool:
+        return bool(self.zalo_app_id and self.zalo_oa_secret_key)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        secret = get("SESSION_SECRET")
+        kwargs = dict(
+            host=get("HOST") or cls.host,
+            port=int(get("PORT") or cls.port),
+            database_url=get("DATABASE_URL") or cls.database_url,
+            redis_url=get("REDIS_URL"),
+            rasa_url=(get("RASA_URL") or cls.rasa_url).rstrip("/"),
+            rasa_token=get("RASA_TOKEN"),
+            public_base_url=(get("PUBLIC_BASE_URL") or cls.public_base_url).rstrip("/"),
+            messenger_app_secret=get("MESSENGER_APP_SECRET"),
+            messenger_verify_token=get("MESSENGER_VERIFY_TOKEN"),
+            messenger_page_access_token=get("MESSENGER_PAGE_ACCESS_TOKEN"),
+            messenger_graph_url=(get("MESSENGER_GRAPH_URL") or cls.messenger_graph_url).rstrip("/"),
+            zalo_app_id=get("ZALO_APP_ID"),
+            zalo_oa_secret_key=get("ZALO_OA_SECRET_KEY"),
+            zalo_app_secret_key=get("ZALO_APP_SECRET_KEY"),
+            zalo_access_token=get("ZALO_ACCESS_TOKEN"),
+            zalo_refresh_token=get("ZALO_REFRESH_TOKEN"),
+            zalo_api_url=(get("ZALO_API_URL") or cls.zalo_api_url).rstrip("/"),
+            zalo_oauth_url=(get("ZALO_OAUTH_URL") or cls.zalo_oauth_url).rstrip("/"),
+            log_level=get("LOG_LEVEL") or cls.log_level,
+        )
+        if get("CONTENT_DIR"):
+            kwargs["content_dir"] = Path(get("CONTENT_DIR"))  # type: ignore[arg-type]
+        if secret:
+            kwargs.update(session_secret=secret, session_secret_generated=False)
+        return cls(**kwargs)  # type: ignore[arg-type]

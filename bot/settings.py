@@ -13,6 +13,24 @@ DEFAULT_ZALO_API_URL = "https://openapi.zalo.me"
 DEFAULT_ZALO_OAUTH_URL = "https://oauth.zaloapp.com"
 
 
+def load_env_file(path: Path, env: dict[str, str] | None = None) -> int:
+    """Add KEY=value lines of a .env file to the environment, never overriding a set variable."""
+    env = os.environ if env is None else env  # type: ignore[assignment]
+    if not path.is_file():
+        return 0
+    added = 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        key, value = key.strip(), value.split(" #", 1)[0].strip().strip('"').strip("'")
+        if key and key not in env:
+            env[key] = value
+            added += 1
+    return added
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -39,8 +57,11 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     worker_concurrency: int = 8
     send_max_attempts: int = 6
+    retry_base_s: float = 1.0  # backoff of sends and of messages waiting for Rasa: base * 2^attempt
     location_link_ttl_s: int = 3600
     log_level: str = "INFO"
+    auto_migrate: bool = True
+    zalo_site_verification: str | None = None
 
     @property
     def messenger_enabled(self) -> bool:
@@ -79,6 +100,8 @@ class Settings:
             zalo_api_url=(get("ZALO_API_URL") or cls.zalo_api_url).rstrip("/"),
             zalo_oauth_url=(get("ZALO_OAUTH_URL") or cls.zalo_oauth_url).rstrip("/"),
             log_level=get("LOG_LEVEL") or cls.log_level,
+            auto_migrate=(get("AUTO_MIGRATE") or "1") not in ("0", "false", "no"),
+            zalo_site_verification=get("ZALO_SITE_VERIFICATION"),
         )
         if get("CONTENT_DIR"):
             kwargs["content_dir"] = Path(get("CONTENT_DIR"))  # type: ignore[arg-type]

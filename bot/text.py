@@ -23,6 +23,7 @@ _TEENCODE = {
     "oki": "ok", "lm": "lam", "ms": "moi", "nc": "nuoc", "nx": "nua", "ik": "di", "cg": "cung",
     "vk": "vo", "ck": "chong", "bme": "bo me", "bm": "bo me", "gd": "gia dinh",
 }
+_MARKS = re.compile("[\u0300-\u036f]+")
 _PUNCT = re.compile(r"[^\w\s/.-]+", re.UNICODE)
 _SPACES = re.compile(r"\s+")
 
@@ -32,9 +33,12 @@ def nfc(text: str) -> str:
 
 
 def strip_diacritics(text: str) -> str:
-    """NFD, drop combining marks, đ -> d. Keeps case."""
-    decomposed = unicodedata.normalize("NFD", text).replace("đ", "d").replace("Đ", "D")
-    return unicodedata.normalize("NFC", "".join(c for c in decomposed if unicodedata.category(c) != "Mn"))
+    """NFD, drop combining marks, đ -> d. Keeps case. Vietnamese marks are all in U+0300-036F, so
+    a regex removes them; other scripts' marks (rare here) take the slower per-character path."""
+    stripped = _MARKS.sub("", unicodedata.normalize("NFD", text).replace("đ", "d").replace("Đ", "D"))
+    if not stripped.isascii():
+        stripped = "".join(c for c in stripped if unicodedata.category(c) != "Mn")
+    return unicodedata.normalize("NFC", stripped)
 
 
 def has_diacritics(text: str) -> bool:

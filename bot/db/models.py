@@ -62,6 +62,10 @@ class Conversation(Base):
     last_user_at = Column(TZ())
     unreachable = Column(Boolean, nullable=False, default=False)
     summary = Column(JSON, nullable=False, default=dict)
+    notices = Column(JSON, nullable=False, default=dict)  # when each one-off notice was last sent
+    # A worker leases a conversation to process its inbox in order; the lease expires on a crash.
+    lease_owner = Column(String(64))
+    lease_until = Column(TZ())
     created_at = Column(TZ(), nullable=False, default=utcnow)
     updated_at = Column(TZ(), nullable=False, default=utcnow, onupdate=utcnow)
     __table_args__ = (UniqueConstraint("channel", "user_id"), Index("ix_chat_conversation_state", "state"))
@@ -85,6 +89,7 @@ class Message(Base):
     status = Column(String(16), nullable=False, default="pending")
     attempts = Column(Integer, nullable=False, default=0)
     next_attempt_at = Column(TZ())
+    lease_until = Column(TZ())  # an outbound row being sent; back to pending if it expires
     error = Column(Text)
     platform_message_id = Column(String(255))
     account_id = Column(Integer, ForeignKey("staff_account.id"))
@@ -155,6 +160,31 @@ class Account(Base):
     active = Column(Boolean, nullable=False, default=True)
     created_at = Column(TZ(), nullable=False, default=utcnow)
     last_seen_at = Column(TZ())
+
+
+class StaffSession(Base):
+    """A signed-in browser. The cookie holds a random token; only its hash is stored."""
+
+    __tablename__ = "staff_session"
+    id = Column(Integer, primary_key=True)
+    token_hash = Column(String(64), nullable=False, unique=True)
+    account_id = Column(Integer, ForeignKey("staff_account.id", ondelete="CASCADE"), nullable=False)
+    csrf_token = Column(String(64), nullable=False)
+    created_at = Column(TZ(), nullable=False, default=utcnow)
+    last_seen_at = Column(TZ(), nullable=False, default=utcnow)
+    expires_at = Column(TZ(), nullable=False)
+    revoked_at = Column(TZ())
+
+
+class LoginFailure(Base):
+    """Failed sign-ins, for throttling across replicas."""
+
+    __tablename__ = "staff_login_failure"
+    id = Column(Integer, primary_key=True)
+    username = Column(String(64), nullable=False)
+    ip = Column(String(64))
+    at = Column(TZ(), nullable=False, default=utcnow)
+    __table_args__ = (Index("ix_staff_login_failure_username_at", "username", "at"),)
 
 
 class AuditEntry(Base):

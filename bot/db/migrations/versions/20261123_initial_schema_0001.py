@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 18:03:49.817608
+Create Date: 2026-11-23 18:11:09.386281
 """
 from alembic import op
 import sqlalchemy as sa
@@ -95,6 +95,16 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_staff_account')),
     sa.UniqueConstraint('username', name=op.f('uq_staff_account_username'))
     )
+    op.create_table('staff_login_failure',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('username', sa.String(length=64), nullable=False),
+    sa.Column('ip', sa.String(length=64), nullable=True),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_staff_login_failure'))
+    )
+    with op.batch_alter_table('staff_login_failure', schema=None) as batch_op:
+        batch_op.create_index('ix_staff_login_failure_username_at', ['username', 'at'], unique=False)
+
     op.create_table('chat_conversation',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
@@ -109,6 +119,9 @@ def upgrade() -> None:
     sa.Column('last_user_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('unreachable', sa.Boolean(), nullable=False),
     sa.Column('summary', sa.JSON(), nullable=False),
+    sa.Column('notices', sa.JSON(), nullable=False),
+    sa.Column('lease_owner', sa.String(length=64), nullable=True),
+    sa.Column('lease_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['assigned_to'], ['staff_account.id'], name=op.f('fk_chat_conversation_assigned_to_staff_account')),
@@ -131,6 +144,19 @@ def upgrade() -> None:
     with op.batch_alter_table('staff_audit', schema=None) as batch_op:
         batch_op.create_index('ix_staff_audit_at', ['at'], unique=False)
 
+    op.create_table('staff_session',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('csrf_token', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['account_id'], ['staff_account.id'], name=op.f('fk_staff_session_account_id_staff_account'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_staff_session')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_staff_session_token_hash'))
+    )
     op.create_table('chat_case',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('conversation_id', sa.Integer(), nullable=False),
@@ -169,6 +195,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('lease_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('platform_message_id', sa.String(length=255), nullable=True),
     sa.Column('account_id', sa.Integer(), nullable=True),
@@ -212,6 +239,7 @@ def downgrade() -> None:
     op.drop_table('chat_message')
     op.drop_table('chat_location_token')
     op.drop_table('chat_case')
+    op.drop_table('staff_session')
     with op.batch_alter_table('staff_audit', schema=None) as batch_op:
         batch_op.drop_index('ix_staff_audit_at')
 
@@ -220,6 +248,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_chat_conversation_state')
 
     op.drop_table('chat_conversation')
+    with op.batch_alter_table('staff_login_failure', schema=None) as batch_op:
+        batch_op.drop_index('ix_staff_login_failure_username_at')
+
+    op.drop_table('staff_login_failure')
     op.drop_table('staff_account')
     op.drop_table('registry_agency')
     op.drop_table('ops_publish_job')

@@ -1,0 +1,90 @@
+"""The aiohttp application: `create_app(settings)` builds it without I/O; the database, HTTP
+client, channel clients and background loops live in a cleanup context."""
+from __future__ import annotations
+
+import html
+import logging
+from typing import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from bot.keys import gateway_key, settings_key
+from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
+    from bot.bootstrap import prepare_database
+    from bot.content import ContentStore
+    from bot.db.session import async_engine, session_factory
+    from bot.gateway import Gateway
+    from bot.rasa_client import RasaClient
+    from bot.senders import MessengerSender, ZaloSender
+    from channels.messenger import MessengerClient
+    from channels.tokens import DbTokenStore, Tokens
+    from channels.zalo import ZaloClient
+
+    settings = app[settings_key]
+    if settings.auto_migrate:
+        logger.info(await prepare_database(settings))
+    engine = async_engine(settings.database_url)
+    sessions = session_factory(engine)
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
+    content = ContentStore(settings.database_url, settings.content_dir / "responses.yml")
+    gw = Gateway(settings=settings, engine=engine, sessions=sessions, http=http,
+                 rasa=RasaClient(http, settings.rasa_url, settings.rasa_token), content=content)
+    if settings.messenger_enabled:
+        gw.senders["messenger"] = MessengerSender(
+            MessengerClient(http, settings.messenger_graph_url, settings.messenger_page_access_token))
+    if settings.zalo_app_id and settings.zalo_access_token:
+        tokens = DbTokenStore(sessions, "zalo", Tokens(settings.zalo_access_token, settings.zalo_refresh_token, None))
+        gw.senders["zalo"] = ZaloSender(ZaloClient(http, settings.zalo_api_url, settings.zalo_oauth_url,
+                                                   settings.zalo_app_id, settings.zalo_app_secret_key or "", tokens))
+    app[gateway_key] = gw
+    if settings.session_secret_generated:
+        logger.warning("SESSION_SECRET is not set: using a random one (sign-ins end on restart; set it in production)")
+    logger.info("gateway ready: channels %s, Rasa at %s", sorted(gw.senders) or "none", settings.rasa_url)
+    gw.start()
+    try:
+        yield
+    finally:
+        await gw.stop()
+        await http.close()
+        await content.close()
+        await engine.dispose()
+
+
+async def index(request: web.Request) -> web.Response:
+    """A plain landing page; also carries Zalo's domain-verification meta tag when configured."""
+    code = request.app[settings_key].zalo_site_verification
+    meta = f'<meta name="zalo-platform-site-verification" content="{html.escape(code)}">' if code else ""
+    body = (f"<!doctype html><html lang='vi'><head><meta charset='utf-8'>{meta}<title>Tổng đài 111</title></head>"
+            "<body><p>Tổng đài 111 · Anti-TIP hotline assistant. Counselors: <a href='/console'>console</a>.</p>"
+            "</body></html>")
+    return web.Response(text=body, content_type="text/html")
+
+
+def create_app(settings: Settings) -> web.Application:
+    from bot import health, location_page, webhooks
+
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[settings_key] = settings
+    app.cleanup_ctx.append(_gateway_ctx)
+    app.router.add_get("/", index, name="index")
+    webhooks.setup(app)
+    health.setup(app)
+    location_page.setup(app)
+    try:
+        from bot.console import setup as console_setup
+    except ImportError:  # the console is optional for a bot-only deployment
+        console_setup = None
+    if console_setup is not None:
+        console_setup(app)
+    return app
+
+
+def serve(settings: Settings) -> None:
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None,
+                print=lambda *_: logger.info("listening on http://%s:%s", settings.host, settings.port))

@@ -1,0 +1,69 @@
+"""The gateway's collaborators in one object, and the lifetime of its background loops."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import sessionmaker
+
+from bot.db.models import utcnow
+from bot.live import LiveHub
+from bot.metrics import Metrics
+from bot.rasa_client import RasaClient
+from bot.senders import Sender
+from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Gateway:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: sessionmaker
+    http: aiohttp.ClientSession
+    rasa: RasaClient
+    content: Any  # bot.content.ContentStore
+    senders: dict[str, Sender] = field(default_factory=dict)
+    live: LiveHub = field(default_factory=LiveHub)
+    metrics: Metrics = field(default_factory=Metrics)
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    stopping: bool = False
+    inbox_event: asyncio.Event = field(default_factory=asyncio.Event)
+    outbox_event: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+    def start(self) -> None:
+        from bot import inbox, outbox
+
+        self.tasks = [asyncio.create_task(inbox.run(self), name="inbox"),
+                      asyncio.create_task(outbox.run(self), name="outbox")]
+
+    async def stop(self) -> None:
+        self.stopping = True
+        self.inbox_event.set()
+        self.outbox_event.set()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def wake_inbox(self) -> None:
+        self.inbox_event.set()
+
+    def wake_outbox_at(self, when: datetime | None) -> None:
+        delay = 0.0 if when is None else max(0.0, (when - utcnow()).total_seconds())
+        asyncio.get_running_loop().call_later(delay, self.outbox_event.set)
+
+    def wake_inbox_at(self, when: datetime | None) -> None:
+        delay = 0.0 if when is None else max(0.0, (when - utcnow()).total_seconds())
+        asyncio.get_running_loop().call_later(delay, self.inbox_event.set)
+
+    async def text(self, key: str, lang: str | None, **values: Any) -> str:
+        return await self.content.text(key, lang or "vi", **values)

@@ -1,0 +1,1 @@
+"""Platform adapters: verify and parse webhooks, send through each platform's API."""

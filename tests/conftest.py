@@ -1,0 +1,45 @@
+"""Shared fixtures: a migrated (and seeded) SQLite database per test, copied from a template
+that is built once per test session."""
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+from sqlalchemy.orm import sessionmaker
+
+from bot.db.session import async_engine, session_factory
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def _template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Migrated and seeded from content/ once; every test gets its own copy."""
+    from bot.bootstrap import prepare_database
+    from bot.settings import Settings
+
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    settings = Settings(database_url=f"sqlite:///{path}", content_dir=PROJECT_ROOT / "content")
+    asyncio.run(prepare_database(settings))
+    return path
+
+
+@pytest.fixture
+def db_url(tmp_path: Path, _template_db: Path) -> str:
+    """A fresh SQLite database at the newest migration, with the seed content."""
+    path = tmp_path / "test.db"
+    shutil.copy(_template_db, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+async def sessions(db_url: str) -> AsyncIterator[sessionmaker]:
+    """An async session factory on the fresh database."""
+    engine = async_engine(db_url)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()

@@ -23,6 +23,17 @@ DEFAULT_KEY = "utter_default"
 DEFAULT_INTENTS = frozenset({"nlu_fallback", "affirm", "deny"})
 
 
+RISK_INTENTS = ("emergency", "at_risk")
+
+
+def uncertain_risk(tracker: Tracker) -> str | None:
+    """When the model was unsure (nlu_fallback) but its best guess is a risk intent, treat the
+    message as that risk: a counselor reading an ordinary message costs little, a missed one a lot."""
+    ranking = [r for r in tracker.latest_message.get("intent_ranking") or [] if r.get("name") != "nlu_fallback"]
+    best = ranking[0]["name"] if ranking else None
+    return best if best in RISK_INTENTS else None
+
+
 def answer_key(intent: str | None) -> str:
     if not intent or intent in DEFAULT_INTENTS:
         return DEFAULT_KEY
@@ -36,6 +47,8 @@ class ActionAnswer(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         lang = reply_language(tracker)
         intent = intent_name(tracker)
+        if intent == "nlu_fallback":
+            intent = uncertain_risk(tracker) or intent
         verdict = await screen(user_text(tracker))
         if (verdict is not None and verdict.escalate) or intent in PRIORITY_OF_INTENT:
             # the screen saw risk in what the model took for an ordinary question (or a risk

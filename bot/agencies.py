@@ -347,7 +347,9 @@ _CHAT_WORDS = frozenset("""
     cong ty cty licence license licensed number no is the a an this that legit real fake scam please
     can you i my agency recruitment about of for how what ve thong tin muon biet dang tuyen dung di
     sang lam viec o tai ok oke vang u da yes nao ai gi sao vay day hay chua roi ha hem khum
-    giup do tim search find look up lookup verify
+    giup do tim search find look up lookup verify if whether are was does do which where who should
+    could would tell me we they it its there any list official registered registry legal lawful safe trust
+    trustworthy real company companies agencies firm broker labour labor export work job jobs abroad
 """.split())
 # Chat words that are also syllables of company names ("Minh Anh", "Tài Đức"): a short message of
 # only these is still searched.

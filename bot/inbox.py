@@ -294,7 +294,8 @@ async def handle(gw: "Gateway", session: Any, msg: Message) -> list[dict[str, An
         texts = [t for t in await _recent_user_texts(session, conv.id)] + ([text] if text else [])
         facts = extract_facts(texts)
         if resolution:
-            facts.setdefault("where", resolution.get("summary_vi") or resolution.get("place"))
+            if not facts.get("where"):
+                facts["where"] = resolution.get("summary_vi") or resolution.get("place")
         if verdict and verdict.escalate:
             priority, reason = verdict.priority, verdict.reason
             key = "utter_risk_emergency" if priority == "emergency" else "utter_risk_at_risk"

@@ -25,6 +25,9 @@ def _quick_replies(buttons: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
 
 
 def render(replies: Iterable[dict[str, Any]]) -> list[Rendered]:
+    """One message per turn where possible: Rasa's REST channel splits a text at blank lines into
+    several replies, which would arrive as several bubbles (and several notifications); plain texts
+    that follow each other are joined again. A text with quick replies ends a message."""
     out: list[Rendered] = []
     for r in replies:
         custom = r.get("custom")
@@ -35,5 +38,9 @@ def render(replies: Iterable[dict[str, Any]]) -> list[Rendered]:
         if not text:
             continue  # images and unknown custom payloads have no place on these channels yet
         quick = _quick_replies(r.get("buttons") or r.get("quick_replies") or [])
-        out.append(Rendered(text=text, payload={"quick_replies": quick} if quick else None))
+        previous = out[-1] if out else None
+        if previous is not None and previous.text and previous.payload is None and previous.handoff is None:
+            out[-1] = Rendered(text=f"{previous.text}\n\n{text}", payload={"quick_replies": quick} if quick else None)
+        else:
+            out.append(Rendered(text=text, payload={"quick_replies": quick} if quick else None))
     return out

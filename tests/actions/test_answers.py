@@ -103,3 +103,21 @@ async def test_exit(runtime, seed, dispatcher, domain, text: str, metadata: dict
     events = await ActionExit().run(dispatcher, tracker, domain)
     assert events == [ActiveLoop(None), AllSlotsReset(), SlotSet("language", lang)]
     assert texts(dispatcher) == [render(seed, "utter_exit", lang)]
+
+
+async def test_an_unsure_model_whose_best_guess_is_risk_hands_off(runtime, seed, dispatcher, domain) -> None:
+    tracker = make_tracker("ho lay het giay to roi", "nlu_fallback", metadata={"language": "vi"})
+    tracker.latest_message["intent_ranking"] = [{"name": "nlu_fallback", "confidence": 0.4},
+                                                {"name": "at_risk", "confidence": 0.35},
+                                                {"name": "faq_lost_documents", "confidence": 0.3}]
+    await ActionAnswer().run(dispatcher, tracker, domain)
+    handoff = [m["custom"]["handoff"] for m in dispatcher.messages if m["custom"]]
+    assert handoff and handoff[0]["priority"] == "at_risk"
+
+
+async def test_an_unsure_model_with_an_ordinary_best_guess_answers_the_fallback(runtime, seed, dispatcher, domain) -> None:
+    tracker = make_tracker("asdf qwer", "nlu_fallback", metadata={"language": "vi"})
+    tracker.latest_message["intent_ranking"] = [{"name": "nlu_fallback", "confidence": 0.4},
+                                                {"name": "faq_hours", "confidence": 0.3}]
+    await ActionAnswer().run(dispatcher, tracker, domain)
+    assert texts(dispatcher) == [render(seed, "utter_default", "vi")]

@@ -39,6 +39,7 @@ class Gateway:
     inbox_event: asyncio.Event = field(default_factory=asyncio.Event)
     outbox_event: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
+    background: set[asyncio.Task] = field(default_factory=set)  # fire-and-forget work, e.g. typing
 
     def start(self) -> None:
         from bot import inbox, outbox
@@ -50,9 +51,9 @@ class Gateway:
         self.stopping = True
         self.inbox_event.set()
         self.outbox_event.set()
-        for task in self.tasks:
+        for task in [*self.tasks, *self.background]:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*self.tasks, *self.background, return_exceptions=True)
 
     def wake_inbox(self) -> None:
         self.inbox_event.set()

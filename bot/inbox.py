@@ -32,6 +32,7 @@ EXIT_WORDS = {"thoat", "stop", "exit", "quit", "dung lai", "thoat ra", "huy"}
 QUEUED_ACK_EVERY = timedelta(minutes=10)
 RASA_DOWN_NOTICE_EVERY = timedelta(minutes=10)
 PROCESSING_ATTEMPTS = 3
+RASA_MAX_TEXT = 4_000  # platforms cap a message at about 2,000 characters; anything longer is odd
 MAX_TEXT = 20_000  # longer texts are cut for processing; the stored raw event keeps everything
 
 
@@ -319,9 +320,10 @@ async def handle(gw: "Gateway", session: Any, msg: Message) -> list[dict[str, An
     from bot.rasa_client import RasaUnavailable
 
     metadata = {"channel": conv.channel, "language": lang}
+    _show_typing(gw, conv)
     try:
         t0 = time.perf_counter()
-        replies = await gw.rasa.send(sender_id(conv), text, metadata)
+        replies = await gw.rasa.send(sender_id(conv), text[:RASA_MAX_TEXT], metadata)
         gw.metrics.observe("rasa_seconds", time.perf_counter() - t0)
     except RasaUnavailable as exc:
         logger.warning("conversation %s: %s; the message stays pending", conv.id, exc)
@@ -338,6 +340,24 @@ async def handle(gw: "Gateway", session: Any, msg: Message) -> list[dict[str, An
     msg.error = None
     await _apply_replies(gw, session, conv, replies, events)
     return events
+
+
+def _show_typing(gw: "Gateway", conv: Conversation) -> None:
+    """Messenger's typing indicator while Rasa thinks: best effort, outside the outbox."""
+    sender = gw.senders.get(conv.channel)
+    typing = getattr(sender, "typing", None)
+    if typing is None:
+        return
+
+    async def show() -> None:
+        try:
+            await typing(conv.user_id)
+        except Exception as exc:  # never let an indicator get in the way of the answer
+            logger.debug("typing indicator failed: %s", type(exc).__name__)
+
+    task = asyncio.create_task(show())
+    gw.background.add(task)
+    task.add_done_callback(gw.background.discard)
 
 
 async def _apply_replies(gw: "Gateway", session: Any, conv: Conversation, replies: list[dict[str, Any]],

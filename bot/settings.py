@@ -31,12 +31,25 @@ def load_env_file(path: Path, env: dict[str, str] | None = None) -> int:
     return added
 
 
+def _positive_int(value: str | None, name: str, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {value!r}") from None
+    if number < 1:
+        raise ValueError(f"{name} must be at least 1, not {number}")
+    return number
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'hotline.db'}"
     redis_url: str | None = None
+    redis_prefix: str = "hotline"  # Redis channel / key prefix: one per deployment sharing a Redis
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: str | None = None
     public_base_url: str = "http://localhost:8080"
@@ -60,6 +73,9 @@ class Settings:
     retry_base_s: float = 1.0  # backoff of sends and of messages waiting for Rasa: base * 2^attempt
     location_link_ttl_s: int = 3600
     log_level: str = "INFO"
+    log_format: str = "auto"  # json | text | auto (text on a terminal, JSON lines otherwise)
+    retention_days: int = 90  # transcripts and locations older than this are purged unless their case is open
+    tracker_database_url: str | None = None  # Rasa's SQL tracker store: purged, exported and erased with ours
     auto_migrate: bool = True
     zalo_site_verification: str | None = None
 
@@ -100,6 +116,10 @@ class Settings:
             zalo_api_url=(get("ZALO_API_URL") or cls.zalo_api_url).rstrip("/"),
             zalo_oauth_url=(get("ZALO_OAUTH_URL") or cls.zalo_oauth_url).rstrip("/"),
             log_level=get("LOG_LEVEL") or cls.log_level,
+            log_format=(get("LOG_FORMAT") or cls.log_format).lower(),
+            redis_prefix=get("REDIS_PREFIX") or cls.redis_prefix,
+            retention_days=_positive_int(get("RETENTION_DAYS"), "RETENTION_DAYS", cls.retention_days),
+            tracker_database_url=get("TRACKER_DATABASE_URL"),
             auto_migrate=(get("AUTO_MIGRATE") or "1") not in ("0", "false", "no"),
             zalo_site_verification=get("ZALO_SITE_VERIFICATION"),
         )

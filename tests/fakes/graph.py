@@ -89,7 +89,9 @@ class FakeGraph(FakeServer):
                 "delivered": False}
         self.calls.append(call)
         # (web.Response is a MutableMapping, empty hence falsy: compare with None, never `or`.)
-        response = await self._failure()
+        # Programmed failures hit messages only: sender actions (typing) are best effort.
+        is_action = isinstance(body, dict) and "sender_action" in body
+        response = None if is_action else await self._failure()
         if response is None:
             response = self._validate(request, body)
         if response is None:

@@ -223,3 +223,18 @@ async def test_health_ready_and_metrics(gateway, fakes):
     await post_messenger(gateway, messenger_text_event("m", "xin chao", "m-metrics"))
     text = await (await gateway.get("/metrics")).text()
     assert "hotline_inbound_messages_total 1" in text and "hotline_webhook_ack_seconds_bucket" in text
+
+
+async def test_messenger_shows_typing_while_rasa_thinks(gateway, fakes):
+    await post_messenger(gateway, messenger_text_event("typing", "xin chao", "m-typing"))
+    await eventually(lambda: fakes.graph.texts_to("typing"))
+    assert "typing_on" in fakes.graph.actions_to("typing")
+
+
+async def test_very_long_and_odd_unicode_text(gateway, fakes):
+    odd = "e\u0301m bi\u0323 gi\u01b0\u0303 \u200b\u202e\U0001F600 " + "x" * 30_000
+    r = await post_messenger(gateway, messenger_text_event("odd", odd, "m-odd"))
+    assert r.status == 200
+    await eventually(lambda: fakes.rasa.received)
+    sent = fakes.rasa.received[0]["message"]
+    assert len(sent) <= 4_000 and sent.startswith("ém bị giữ")  # NFC before anything else

@@ -43,6 +43,12 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         gw.senders["zalo"] = ZaloSender(ZaloClient(http, settings.zalo_api_url, settings.zalo_oauth_url,
                                                    settings.zalo_app_id, settings.zalo_app_secret_key or "", tokens))
     app[gateway_key] = gw
+    if settings.redis_url:
+        from bot.redis_fanout import RedisFanout
+
+        gw.fanout = RedisFanout(settings.redis_url, gw.live, gw.metrics, prefix=settings.redis_prefix,
+                                node=gw.worker_id)
+        await gw.fanout.start()
     if settings.session_secret_generated:
         logger.warning("SESSION_SECRET is not set: using a random one (sign-ins end on restart; set it in production)")
     logger.info("gateway ready: channels %s, Rasa at %s", sorted(gw.senders) or "none", settings.rasa_url)
@@ -51,6 +57,8 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await gw.stop()
+        if gw.fanout is not None:
+            await gw.fanout.close()
         await http.close()
         await content.close()
         await engine.dispose()
@@ -86,5 +94,7 @@ def create_app(settings: Settings) -> web.Application:
 
 
 def serve(settings: Settings) -> None:
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None,
+    from bot.logs import AccessLogger
+
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log_class=AccessLogger,
                 print=lambda *_: logger.info("listening on http://%s:%s", settings.host, settings.port))

@@ -39,6 +39,7 @@ class Gateway:
     inbox_event: asyncio.Event = field(default_factory=asyncio.Event)
     outbox_event: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
+    fanout: Any = None  # bot.redis_fanout.RedisFanout when REDIS_URL is set
     background: set[asyncio.Task] = field(default_factory=set)  # fire-and-forget work, e.g. typing
 
     def start(self) -> None:
@@ -54,6 +55,9 @@ class Gateway:
         for task in [*self.tasks, *self.background]:
             task.cancel()
         await asyncio.gather(*self.tasks, *self.background, return_exceptions=True)
+
+    async def redis_ok(self) -> bool:
+        return self.fanout is not None and await self.fanout.ping()
 
     def wake_inbox(self) -> None:
         self.inbox_event.set()

@@ -30,7 +30,7 @@ async def readyz(request: web.Request) -> web.Response:
     gw = request.app[gateway_key]
     checks = {"database": await _database_ok(gw), "rasa": await gw.rasa.ready()}
     if gw.settings.redis_url:
-        checks["redis"] = await gw.redis_ok() if hasattr(gw, "redis_ok") else False
+        checks["redis"] = await gw.redis_ok()
     ok = all(checks.values())
     return web.json_response({"ready": ok, "checks": checks}, status=200 if ok else 503)
 

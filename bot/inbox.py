@@ -116,6 +116,16 @@ async def _lease(gw: "Gateway", conv_id: int) -> bool:
         return result.rowcount == 1
 
 
+async def _still_leased(gw: "Gateway", session: Any, conv_id: int) -> bool:
+    """Inside the message's transaction: renew our lease, or learn that we lost it. The UPDATE
+    locks the conversation row until the commit, so no other replica can take the lease between
+    this check and the commit of the message's `done` mark and replies."""
+    result = await session.execute(
+        update(Conversation).where(Conversation.id == conv_id, Conversation.lease_owner == gw.worker_id)
+        .values(lease_until=utcnow() + LEASE).execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
 async def _unlease(gw: "Gateway", conv_id: int) -> None:
     async with gw.sessions() as session:
         await session.execute(update(Conversation).where(Conversation.id == conv_id,
@@ -142,6 +152,14 @@ async def process_conversation(gw: "Gateway", conv_id: int) -> None:
                 msg_id = msg.id
                 try:
                     events = await handle(gw, session, msg)
+                    if not await _still_leased(gw, session, conv_id):
+                        # another replica took the conversation after our lease ran out, and
+                        # handles this message itself: our replies must not be committed too
+                        await session.rollback()
+                        gw.metrics.inc("lease_lost_total")
+                        logger.warning("conversation %s: lease lost while handling message %s; "
+                                       "left to the replica that holds it", conv_id, msg_id)
+                        return
                     await session.commit()
                 except Exception:
                     logger.exception("conversation %s: message %s could not be processed", conv_id, msg_id)

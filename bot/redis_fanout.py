@@ -66,8 +66,7 @@ class RedisFanout:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         if self._redis is not None:
-            await self._redis.close()
-            await self._redis.connection_pool.disconnect()
+            await self._redis.close()  # and its connection pool
             self._redis = None
 
     async def wait_subscribed(self, timeout: float = 5.0) -> bool:

@@ -5,7 +5,9 @@ three. Rasa listens on 127.0.0.1 only: the gateway is the one public surface.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -44,6 +46,9 @@ def run_all(settings: Settings) -> int:
         return 2
     procs: list[tuple[str, subprocess.Popen]] = []
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if not settings.rasa_token:  # Rasa's HTTP API (model loading, tracker events) is never open
+        env["RASA_TOKEN"] = secrets.token_urlsafe(24)
+        settings = dataclasses.replace(settings, rasa_token=env["RASA_TOKEN"])
     for name, cmd in commands(settings):
         proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True)

@@ -240,6 +240,31 @@ class SafetyPhrase(Base):
     updated_at = Column(TZ(), nullable=False, default=utcnow)
 
 
+class ExampleChange(Base):
+    """A change to the training data waiting to be published: an example question added, edited
+    or removed, or a new FAQ topic (its examples and answers in ``detail``).
+
+    The accepted examples live in the repository's nlu_data/ files (what the serving model was
+    trained on, reviewed in git); these rows are the drafts on top of them. A publish applies the
+    pending rows to a copy of the files, and marks them ``published`` only when its model serves.
+    """
+
+    __tablename__ = "content_example_change"
+    id = Column(Integer, primary_key=True)
+    op = Column(String(16), nullable=False)  # add | edit | remove | add_topic
+    intent = Column(String(64), nullable=False)
+    text = Column(Text)  # the example added, or the new text of an edited one
+    old_text = Column(Text)  # the example edited or removed
+    detail = Column(JSON)  # add_topic: {title, answers: {vi, en}, examples: [...]}
+    state = Column(String(16), nullable=False, default="pending")  # pending | published | discarded
+    publish_job_id = Column(Integer, ForeignKey("ops_publish_job.id", ondelete="SET NULL"))
+    created_by = Column(String(64))
+    created_at = Column(TZ(), nullable=False, default=utcnow)
+    decided_by = Column(String(64))
+    decided_at = Column(TZ())
+    __table_args__ = (Index("ix_content_example_change_state", "state"),)
+
+
 # ---------------------------------------------------------------- registry
 
 class Agency(Base):

@@ -90,6 +90,9 @@ def create_app(settings: Settings) -> web.Application:
         console_setup = None
     if console_setup is not None:
         console_setup(app)
+    from bot.admin import setup as admin_setup
+
+    admin_setup(app)  # content admin: answers, examples and publishing, safety phrases, agencies
     return app
 
 

@@ -180,6 +180,19 @@ def _row_dict(row: Response) -> dict[str, Any]:
             "updated_by": row.updated_by, "updated_at": _iso(row.updated_at)}
 
 
+def response_json(row: Response) -> dict[str, Any]:
+    """The JSON of one answer row: key, lang, text, version, updated_by, updated_at."""
+    return _row_dict(row)
+
+
+def notification_preview(text: str) -> dict[str, str]:
+    """What a phone's notification shows of an answer (see :mod:`bot.discretion`), and its first line."""
+    from bot.discretion import PREVIEW_CHARS, _preview
+
+    first_line, shown = _preview(text, PREVIEW_CHARS)
+    return {"first_line": first_line, "notification": shown}
+
+
 # ------------------------------------------------------------------------------------ database
 
 async def seed_responses(session: AsyncSession, seed: Mapping[str, Mapping[str, str]]) -> int:
@@ -248,6 +261,12 @@ async def _allowed_placeholders(session: AsyncSession, key: str, seed: Mapping[s
         except ContentError:
             continue
     return allowed
+
+
+async def allowed_placeholders(session: AsyncSession, key: str,
+                               seed: Mapping[str, Mapping[str, str]] | None = None) -> set[str]:
+    """The ``{name}`` placeholders answer ``key`` may use (those of its seed texts)."""
+    return await _allowed_placeholders(session, key, _default_seed() if seed is None else seed)
 
 
 async def check_response(session: AsyncSession, key: str, lang: str, text: str,

@@ -32,38 +32,20 @@ def merge_facts(summary: dict[str, Any], facts: dict[str, Any] | None) -> dict[s
 
 
 def region_center_from_text(text: str | None) -> str | None:
-    """The call center of a province or place named in free text (the summary's `where`)."""
+    """The call center of a province or place named in free text (the summary's `where`):
+    `geo.province_from_text` first, then `geo.find_place_in_text` (towns, border gates, countries)."""
     if not text or not isinstance(text, str):
         return None
     try:
         from bot import geo
     except ImportError:  # a bot-only deployment without the geographic index
         return None
-    for name in ("province_from_text", "find_place_in_text"):
-        finder = getattr(geo, name, None)
-        if finder is None:
-            continue
-        try:
-            found = finder(text)
-        except Exception:  # a lookup must never stop an escalation
-            logger.exception("geo.%s failed", name)
-            continue
-        center = _center_of(found)
-        if center:
-            return center
-    return None
-
-
-def _center_of(found: Any) -> str | None:
-    if found is None:
+    try:
+        found = geo.province_from_text(text) or geo.find_place_in_text(text)
+    except Exception:  # a look-up must never stop an escalation
+        logger.exception("place look-up failed; routing without a region")
         return None
-    if isinstance(found, dict):
-        return found.get("center")
-    if hasattr(found, "center"):
-        return getattr(found, "center")
-    if hasattr(found, "as_dict"):
-        return found.as_dict().get("center")
-    return None
+    return found.center if found is not None else None
 
 
 async def route_center(gw: "Gateway", session: Any, region: str | None, now: datetime | None = None) -> str:

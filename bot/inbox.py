@@ -299,6 +299,8 @@ async def handle(gw: "Gateway", session: Any, msg: Message) -> list[dict[str, An
     if was_queued:
         if verdict and verdict.escalate:
             await escalation.escalate(gw, session, conv, verdict.priority, verdict.reason)
+        if resolution:
+            conv.summary = escalation.merge_facts(conv.summary, {"where": where_from(resolution)})
         if location:
             outbox.enqueue(session, conv, await gw.text("utter_location_received", lang))
         elif conv.state == "queued" and _notice_due(conv, "queued_more", QUEUED_ACK_EVERY):
@@ -312,9 +314,8 @@ async def handle(gw: "Gateway", session: Any, msg: Message) -> list[dict[str, An
 
         texts = [t for t in await _recent_user_texts(session, conv.id)] + ([text] if text else [])
         facts = extract_facts(texts)
-        if resolution:
-            if not facts.get("where"):
-                facts["where"] = resolution.get("summary_vi") or resolution.get("place")
+        if resolution and not facts.get("where"):
+            facts["where"] = where_from(resolution)
         if verdict and verdict.escalate:
             priority, reason = verdict.priority, verdict.reason
             key = "utter_risk_emergency" if priority == "emergency" else "utter_risk_at_risk"
@@ -358,6 +359,14 @@ async def handle(gw: "Gateway", session: Any, msg: Message) -> list[dict[str, An
     msg.error = None
     await _apply_replies(gw, session, conv, replies, events)
     return events
+
+
+def where_from(resolution: dict[str, Any]) -> str | None:
+    """A shared location as the summary's "where": the nearest place and its province, or the
+    country when abroad ("Móng Cái, Quảng Ninh"; "Đông Hưng, Trung Quốc")."""
+    place = resolution.get("place")
+    area = resolution.get("province") or (resolution.get("country_name") or {}).get("vi")
+    return ", ".join(p for p in (place, area) if p) or None
 
 
 def _show_typing(gw: "Gateway", conv: Conversation) -> None:

@@ -150,6 +150,11 @@ class RedisFanout:
     def _resync(self) -> None:
         """After an outage: every local console reloads (the WebSocket pump closes a socket whose
         subscriber left the hub with 4000 "reload")."""
-        dropped = len(self.hub.subscribers)
+        dropped = list(self.hub.subscribers)
         self.hub.subscribers.clear()
-        logger.info("live fan-out: Redis is back; %d console connections asked to reload", dropped)
+        for sub in dropped:  # wake each pump now rather than at its next heartbeat
+            try:
+                sub.queue.put_nowait({"type": "resync"})
+            except asyncio.QueueFull:
+                pass
+        logger.info("live fan-out: Redis is back; %d console connections asked to reload", len(dropped))

@@ -182,6 +182,7 @@ async def test_a_stated_province_routes_too(app_client, staff, monkeypatch):
     conv = await eventually(lambda: _queued(app_client.gw, "psid-ag"))
     assert conv.center == "angiang" and conv.priority == "emergency"
     assert escalation.region_center_from_text("tôi ở Đà Nẵng") == "danang"
+    assert escalation.region_center_from_text("em đang ở Móng Cái") == "hanoi"  # a town: its province's center
     assert escalation.region_center_from_text("nothing here") is None
     assert escalation.region_center_from_text(None) is None
 

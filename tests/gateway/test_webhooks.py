@@ -158,7 +158,20 @@ async def test_legacy_messenger_location_is_stored_resolved_and_queued(gateway, 
     assert (round(loc.lat, 3), round(loc.lon, 3)) == (21.526, 107.968)
     assert loc.resolved["country"] in ("VN", "CN")
     assert loc.resolved.get("border")
+    assert conv.summary["where"] == f"{loc.resolved['place']}, {loc.resolved['province']}"
     assert await eventually(lambda: fakes.graph.texts_to("loc"))
+
+
+async def test_a_location_shared_while_queued_fills_the_summary(gateway, fakes):
+    await post_messenger(gateway, messenger_text_event("lq", "cứu em, em bị nhốt ở đây", "m-lq-1"))
+    await eventually(lambda: _queued(gateway, "lq"))
+    await post_messenger(gateway, messenger_location_event("lq", 21.0285, 105.8542, "m-lq-2"))
+
+    async def where():
+        conv = await conversation(gateway, "lq")
+        return conv.summary.get("where")
+
+    assert "Hà Nội" in await eventually(where)
 
 
 async def test_zalo_text_and_location(gateway, fakes):

@@ -292,12 +292,13 @@ class Stack:
         return self._add(name, cmd, env, port, health, ready_timeout)
 
     def add_gateway(self, name: str = "gateway", *, env: Mapping[str, str] | None = None,
-                    ready_timeout: float = 90.0) -> ManagedProcess:
-        """`python -m bot serve` on a free port; HOST, PORT and PUBLIC_BASE_URL are set unless given."""
+                    cmd: list[str] | None = None, ready_timeout: float = 90.0) -> ManagedProcess:
+        """`python -m bot serve` (or `cmd`, e.g. under a profiler) on a free port; HOST, PORT and
+        PUBLIC_BASE_URL are set unless given."""
         port = int((env or {}).get("PORT") or free_port())
         own = {"HOST": "127.0.0.1", "PORT": str(port), "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
-        return self._add(name, [self.python, "-m", "bot", "serve"], {**own, **dict(env or {})}, port, "/healthz",
-                         ready_timeout)
+        return self._add(name, cmd or [self.python, "-m", "bot", "serve"], {**own, **dict(env or {})}, port,
+                         "/healthz", ready_timeout)
 
     def add_process(self, name: str, cmd: list[str], *, port: int, health_path: str,
                     env: Mapping[str, str] | None = None, ready_timeout: float = 60.0) -> ManagedProcess:

@@ -309,6 +309,7 @@
       list.append(item);
     }
     $("count-waiting").textContent = counts.queued;
+    document.title = (counts.queued ? `(${counts.queued}) ` : "") + "Tổng đài 111 · Bảng tư vấn";
     $("count-assigned").textContent = counts.assigned;
     show($("queue-waiting-empty"), counts.queued === 0);
     show($("queue-assigned-empty"), counts.assigned === 0);
@@ -564,6 +565,7 @@
       $("reply-text").value = "";
       $("reply-error").textContent = "";
       if (data.human_agent) notify("Đã gửi với thẻ HUMAN_AGENT (quá 24 giờ).", "info");
+      if (!S.ws || S.ws.readyState !== WebSocket.OPEN) reloadConversationQuietly();  // no live echo
     } else {
       $("reply-error").textContent = data.error || `Không gửi được (${status})`;
     }

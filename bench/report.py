@@ -110,6 +110,9 @@ def markdown(machine: dict[str, str], sections: list[Section], total_seconds: fl
         if section.notes:
             out.append("")
             out += [f"- {note}" for note in section.notes]
+    from bench.analysis import analysis
+
+    out += analysis(sections)
     return "\n".join(out) + "\n"
 
 

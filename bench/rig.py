@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -24,7 +26,8 @@ from tests.fakes.graph import FakeGraph
 from tests.fakes.payloads import messenger_text_event, zalo_text_event
 from tests.fakes.rasa import FakeRasa
 from tests.fakes.zalo import FakeZalo
-from tests.support.hotline import fake_platform_env, gateway_env, migrate, signed_messenger, signed_zalo, sqlite_url
+from tests.support.hotline import (create_pg_database, drop_pg_database, fake_platform_env, gateway_env, migrate,
+                                   signed_messenger, signed_zalo, sqlite_url)
 from tests.support.processes import PROJECT_ROOT, ManagedProcess, Stack, ensure_model
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -97,6 +100,7 @@ class Rig:
     http: aiohttp.ClientSession
     arrivals: Arrivals
     acks: list[float] = field(default_factory=list)
+    pg_server: str | None = None
 
     @property
     def gateway(self) -> ManagedProcess:
@@ -108,9 +112,13 @@ class Rig:
 
     @classmethod
     async def start(cls, label: str, *, real_rasa: bool, rasa_delay_s: float = 0.0,
-                    gateway_cmd: list[str] | None = None) -> "Rig":
+                    gateway_cmd: list[str] | None = None, pg_server: str | None = None) -> "Rig":
+        """`pg_server`: a PostgreSQL server URL to create a fresh database on (default: SQLite)."""
         workdir = Path(tempfile.mkdtemp(prefix=f"hotline-bench-{label}-"))
-        database_url = sqlite_url(workdir / "hotline.db")
+        if pg_server:
+            database_url = await asyncio.to_thread(create_pg_database, pg_server, f"bench_{label}")
+        else:
+            database_url = sqlite_url(workdir / "hotline.db")
         await asyncio.to_thread(migrate, database_url)
         arrivals = Arrivals()
         graph, zalo = FakeGraph(timeout_delay=5), FakeZalo(timeout_delay=5)
@@ -126,12 +134,14 @@ class Rig:
             fake_rasa = FakeRasa()
             fake_rasa.delay_s = rasa_delay_s
             rasa_url = await fake_rasa.start()
+        if gateway_cmd is None and os.environ.get("BENCH_GATEWAY_MODULE"):  # an experiment, e.g. bench.pooled_gateway
+            gateway_cmd = [sys.executable, "-m", os.environ["BENCH_GATEWAY_MODULE"]]
         stack.add_gateway(env=gateway_env(database_url=database_url, rasa_url=rasa_url,
                                           **fake_platform_env(graph, zalo)), cmd=gateway_cmd)
-        await asyncio.to_thread(stack.start_all)
+        await asyncio.to_thread(stack.wait_ready, stack.launch())
         http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64),
                                      cookie_jar=aiohttp.CookieJar(unsafe=True))
-        return cls(label, workdir, database_url, graph, zalo, fake_rasa, stack, http, arrivals)
+        return cls(label, workdir, database_url, graph, zalo, fake_rasa, stack, http, arrivals, pg_server=pg_server)
 
     async def close(self) -> None:
         await self.http.close()
@@ -139,6 +149,8 @@ class Rig:
         for fake in (self.graph, self.zalo, self.fake_rasa):
             if fake is not None:
                 await fake.close()
+        if self.pg_server:
+            await asyncio.to_thread(drop_pg_database, self.pg_server, self.database_url)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     async def __aenter__(self) -> "Rig":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from typing import AsyncIterator
 
 import aiohttp
@@ -74,6 +75,48 @@ async def index(request: web.Request) -> web.Response:
     return web.Response(text=body, content_type="text/html")
 
 
+MAX_ROW_ID = 2**31 - 1  # the database's INTEGER primary keys
+_NUMERIC_PARAM = re.compile(r"\(\?P<(\w+)>\\d\+\)")
+
+
+def _out_of_range_id(request: web.Request) -> bool:
+    """A route parameter declared as a number (`{id:\\d+}`) beyond any row id: PostgreSQL would
+    refuse the query (integer out of range) and SQLite cannot bind it."""
+    resource = getattr(request.match_info.route, "resource", None)
+    pattern = getattr(getattr(resource, "_pattern", None), "pattern", "")
+    return any(len(request.match_info.get(name, "")) > 10 or int(request.match_info.get(name) or 0) > MAX_ROW_ID
+               for name in _NUMERIC_PARAM.findall(pattern))
+
+
+def _has_nul(request: web.Request) -> bool:
+    return "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.query.items())
+
+
+@web.middleware
+async def hostile_input(request: web.Request, handler) -> web.StreamResponse:
+    """Inputs no handler expects, answered as client errors rather than 500, for every route:
+
+    - a numeric path parameter too large for a row id: 404;
+    - a NUL character in the path or the query, or in the body of an API request: 400
+      (PostgreSQL cannot store NUL in text; webhook bodies are exempt — their parsers drop NULs,
+      and refusing a platform's delivery would lose the message);
+    - JSON nested so deeply that `json.loads` raises RecursionError: 400.
+    """
+    if _out_of_range_id(request):
+        return web.json_response({"error": "not found"}, status=404)
+    if _has_nul(request):
+        return web.json_response({"error": "NUL characters are not accepted"}, status=400)
+    if request.path.startswith("/api/") and request.can_read_body:
+        raw = await request.read()  # bounded by client_max_size; aiohttp keeps it for the handler
+        if b"\x00" in raw or b"\\u0000" in raw:
+            return web.json_response({"error": "NUL characters are not accepted"}, status=400)
+    try:
+        return await handler(request)
+    except RecursionError:
+        logger.warning("refused a request body nested too deeply")
+        return web.json_response({"error": "malformed body: nested too deeply"}, status=400)
+
+
 def create_app(settings: Settings) -> web.Application:
     from bot import health, location_page, webhooks
 
@@ -93,6 +136,7 @@ def create_app(settings: Settings) -> web.Application:
     from bot.admin import setup as admin_setup
 
     admin_setup(app)  # content admin: answers, examples and publishing, safety phrases, agencies
+    app.middlewares.append(hostile_input)  # innermost: the pages' security headers still apply
     return app
 
 

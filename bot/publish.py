@@ -24,9 +24,14 @@ and the serving model as they were, and says why. Every model stays in ``models/
 :class:`PublishBusy` (HTTP 409). The job row (``ops_publish_job``) carries the state, the
 progress (steps with their seconds, a percentage), the gate's figures and the error.
 
-Command line (used by the gate's subprocess)::
+Command line::
 
     python -m bot.publish evaluate --heldout tests/nlu/heldout.yml --out result.json MODEL [MODEL ...]
+    python -m bot.publish measure [--rasa-url URL]   # time a publish (docs/CONTENT.md)
+
+``evaluate`` is what the gate runs in its subprocess; ``measure`` publishes one added example on
+a temporary copy of the repository against a running Rasa server and prints the seconds of each
+step (the checkout is not touched; the model Rasa served before is loaded back afterwards).
 """
 from __future__ import annotations
 
@@ -136,6 +141,7 @@ class PublishConfig:
     min_examples: int = 10
     min_risk_recall: float = 0.98
     epochs: int | None = None  # HOTLINE_PUBLISH_EPOCHS: fewer DIET epochs (tests only)
+    train_config: Path | None = None  # HOTLINE_PUBLISH_CONFIG: another config.yml (tests only)
     python: str = sys.executable
     stale_after_s: float = 180.0
     heartbeat_s: float = 10.0
@@ -146,11 +152,13 @@ class PublishConfig:
     def from_settings(cls, settings: Any, env: Mapping[str, str] | None = None) -> "PublishConfig":
         env = os.environ if env is None else env
         epochs = (env.get("HOTLINE_PUBLISH_EPOCHS") or "").strip()
+        train_config = (env.get("HOTLINE_PUBLISH_CONFIG") or "").strip()
         root = PROJECT_ROOT
         return cls(root=root, models_dir=root / "models", work_dir=root / "var" / "publish",
                    heldout=root / "tests" / "nlu" / "heldout.yml", content_dir=Path(settings.content_dir),
                    intents_doc=root / "docs" / "INTENTS.md", rasa_url=settings.rasa_url.rstrip("/"),
-                   rasa_token=settings.rasa_token, epochs=int(epochs) if epochs else None)
+                   rasa_token=settings.rasa_token, epochs=int(epochs) if epochs else None,
+                   train_config=Path(train_config) if train_config else None)
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -217,11 +225,14 @@ def set_epochs(config_text: str, epochs: int) -> str:
     return _EPOCHS_LINE.sub(lambda m: f"{m.group(1)}{epochs}{m.group(2)}", config_text)
 
 
-def copy_training_data(root: Path, dest: Path, epochs: int | None = None) -> None:
-    """config.yml, domain.yml and nlu_data/ of ``root`` into ``dest`` (the publish's copy)."""
+def copy_training_data(root: Path, dest: Path, epochs: int | None = None, config: Path | None = None) -> None:
+    """config.yml, domain.yml and nlu_data/ of ``root`` into ``dest`` (the publish's copy);
+    ``config`` replaces config.yml and ``epochs`` the DIET epochs (both for tests only)."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in TRAINING_FILES:
         shutil.copy2(root / name, dest / name)
+    if config is not None:
+        shutil.copy2(config, dest / "config.yml")
     shutil.copytree(root / TRAINING_DIR, dest / TRAINING_DIR, dirs_exist_ok=False)
     if epochs:
         path = dest / "config.yml"
@@ -421,6 +432,8 @@ class _Job:
     last_write: float = 0.0
     gate: dict[str, Any] | None = None
     flush: asyncio.Task | None = None
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    step_started: float = 0.0
 
 
 class Publisher:
@@ -433,7 +446,7 @@ class Publisher:
         self.owner = owner
         self.steps: Steps = config.steps or RasaSteps(config, http)
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task | None = None
+        self._runs: set[asyncio.Task] = set()
         self._tasks: set[asyncio.Task] = set()
 
     # -- jobs
@@ -503,9 +516,9 @@ class Publisher:
                 await session.commit()
                 job_id = job.id
         task = asyncio.create_task(self._run(job_id, list(pending)), name=f"publish-{job_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        self._task = task
+        for tasks in (self._runs, self._tasks):
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
         return job_id
 
     def _initial_progress(self, changes: list[int]) -> dict[str, Any]:
@@ -519,7 +532,8 @@ class Publisher:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        """Stop a running publish (it is recorded as failed, its subprocess stopped)."""
+        for task in list(self._runs):
             task.cancel()
         await self.wait()
 
@@ -549,8 +563,9 @@ class Publisher:
         step = self._step(job, name)
         step["state"] = "running"
         job.progress.update(step=name, detail=detail, percent=SPAN[name][0])
+        job.step_started = time.monotonic()
         await self._save(job, state=name)
-        return time.monotonic()
+        return job.step_started
 
     async def _end(self, job: _Job, name: str, started: float, state: str = "done", detail: str | None = None) -> None:
         step = self._step(job, name)
@@ -573,12 +588,17 @@ class Publisher:
 
     async def _flush(self, job: _Job) -> None:
         await asyncio.sleep(max(0.0, job.last_write + 1.0 - time.monotonic()))
-        await self._save(job)
+        if not job.finished.is_set():
+            await self._save(job)
 
     async def _heartbeat(self, job: _Job) -> None:
-        while True:
-            await asyncio.sleep(self.config.heartbeat_s)
-            await self._save(job, force=False)
+        """Show the publish is alive while a long step runs. Stopped through ``job.finished``, never
+        cancelled, so no database write is ever cut off half-way."""
+        while not job.finished.is_set():
+            try:
+                await asyncio.wait_for(job.finished.wait(), self.config.heartbeat_s)
+            except asyncio.TimeoutError:
+                await self._save(job, force=False)
 
     # -- the run
 
@@ -602,12 +622,12 @@ class Publisher:
             logger.exception("publish %d failed", job_id)
             state, error = "failed", f"unexpected error ({type(exc).__name__}); nothing was changed"
         finally:
-            beat.cancel()
-            if job.flush is not None:
-                job.flush.cancel()
+            job.finished.set()
+            await asyncio.gather(beat, *([job.flush] if job.flush is not None else []), return_exceptions=True)
             for step in job.progress["steps"]:
                 if step["state"] == "running":
                     step["state"] = "refused" if state == "refused" else "failed"
+                    step["seconds"] = round(time.monotonic() - job.step_started, 1)
             job.progress["step"] = state
             fields: dict[str, Any] = {"state": state, "error": error, "finished_at": utcnow()}
             if job.gate is not None:
@@ -655,7 +675,7 @@ class Publisher:
         shutil.rmtree(work, ignore_errors=True)
         data_dir = work / "data"
         repo_hash = await asyncio.to_thread(data_hash, cfg.root)
-        await asyncio.to_thread(copy_training_data, cfg.root, data_dir, cfg.epochs)
+        await asyncio.to_thread(copy_training_data, cfg.root, data_dir, cfg.epochs, cfg.train_config)
         files = await asyncio.to_thread(TrainingFiles.load, cfg.root)
         try:
             for change in changes:
@@ -974,6 +994,68 @@ def _evaluate_main(args: argparse.Namespace) -> int:
     return 0
 
 
+MEASURE_EXAMPLE = "trung tâm Đà Nẵng làm việc đến mấy giờ tối"
+MEASURE_COPY = ("config.yml", "domain.yml", "nlu_data", "content", "docs/INTENTS.md", "tests/nlu/heldout.yml")
+
+
+async def measure(rasa_url: str, rasa_token: str | None, epochs: int | None = None) -> dict[str, Any]:
+    """Time a whole publish of one added example on a copy of the repository (the checkout is not
+    touched) against a running Rasa server; the model Rasa served before is loaded back after."""
+    from types import SimpleNamespace
+
+    import aiohttp
+
+    from bot.bootstrap import prepare_database
+    from bot.db.models import ExampleChange, PublishJob
+    from bot.db.session import async_engine, session_factory
+    from bot.settings import Settings
+    from bot.training import newest_model
+
+    serving_model = newest_model(PROJECT_ROOT / "models")
+    if serving_model is None:
+        raise SystemExit("no trained model in models/: run `python -m bot train` first")
+    with tempfile.TemporaryDirectory(prefix="publish-measure-") as tmp:
+        root = Path(tmp)
+        for rel in MEASURE_COPY:
+            src, dst = PROJECT_ROOT / rel, root / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
+        (root / "models").mkdir()
+        (root / "models" / serving_model.name).symlink_to(serving_model)
+        url = f"sqlite:///{root / 'measure.db'}"
+        await prepare_database(Settings(database_url=url, content_dir=root / "content"))
+        engine = async_engine(url)
+        sessions = session_factory(engine)
+        os.environ.setdefault("RASA_CACHE_DIRECTORY", str(PROJECT_ROOT / ".rasa" / "cache"))
+        config = PublishConfig(root=root, models_dir=root / "models", work_dir=root / "var" / "publish",
+                               heldout=root / "tests" / "nlu" / "heldout.yml", content_dir=root / "content",
+                               intents_doc=root / "docs" / "INTENTS.md", rasa_url=rasa_url.rstrip("/"),
+                               rasa_token=rasa_token, epochs=epochs)
+        async with aiohttp.ClientSession() as http:
+            publisher = Publisher(config, sessions, http, "measure")
+            before = await publisher.steps.serving()
+            async with sessions() as session:
+                session.add(ExampleChange(op="add", intent="faq_hours", text=MEASURE_EXAMPLE, state="pending",
+                                          created_by="measure", created_at=utcnow()))
+                await session.commit()
+            started = time.monotonic()
+            job_id = await publisher.start(SimpleNamespace(id=None, username="measure"))
+            await publisher.wait()
+            total = time.monotonic() - started
+            async with sessions() as session:
+                job = job_json(await session.get(PublishJob, job_id))
+            if job["state"] == "done" and before:
+                original = PROJECT_ROOT / "models" / before
+                if original.exists():
+                    await publisher.steps.load(original)
+        await engine.dispose()
+    return {"state": job["state"], "error": job["error"], "total_seconds": round(total, 1),
+            "steps": {s["name"]: s["seconds"] for s in job["progress"]["steps"]},
+            "candidate_risk_recall": ((job["gate"] or {}).get("candidate") or {}).get("risk_recall"),
+            "serving_risk_recall": ((job["gate"] or {}).get("serving") or {}).get("risk_recall"),
+            "rasa_served_before": before}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot.publish")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -981,8 +1063,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ev.add_argument("--heldout", required=True)
     ev.add_argument("--out", required=True)
     ev.add_argument("models", nargs="+")
+    me = sub.add_parser("measure", help="time a publish of one added example on a copy of the repository, "
+                                        "against a running Rasa server (--enable-api)")
+    me.add_argument("--rasa-url", default=None, help="default: RASA_URL or http://127.0.0.1:5005")
+    me.add_argument("--epochs", type=int, default=None, help="fewer DIET epochs (smoke test only)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.command == "measure":
+        from bot.settings import Settings
+
+        settings = Settings.from_env()
+        result = asyncio.run(measure(args.rasa_url or settings.rasa_url, settings.rasa_token, args.epochs))
+        print(json.dumps(result, indent=2))
+        return 0 if result["state"] == "done" else 1
     return _evaluate_main(args)
 
 

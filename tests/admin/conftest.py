@@ -40,9 +40,10 @@ def copy_repository(dest: Path) -> Path:
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
-    """Every file of the copied repository (to prove a refused publish changed nothing)."""
+    """Every file of the copied repository (to prove a refused publish changed nothing); not the
+    work directory (var/) nor Rasa's training cache (.rasa/)."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and "var" not in p.relative_to(root).parts}
+            if p.is_file() and not {"var", ".rasa"} & set(p.relative_to(root).parts)}
 
 
 @pytest.fixture

@@ -323,11 +323,20 @@ def test_job_json_shape() -> None:
     json.dumps(out)
 
 
-@pytest.mark.parametrize("value", ["3", ""])
-def test_epochs_come_from_the_environment(value: str) -> None:
-    from bot.publish import PublishConfig
-    from bot.settings import Settings
+@pytest.mark.parametrize("epochs,config", [("3", "tests/admin/data/small_config.yml"), ("", "")])
+def test_a_smaller_training_comes_from_the_environment(epochs: str, config: str, tmp_path: Path) -> None:
+    from bot.publish import PublishConfig, copy_training_data
+    from bot.settings import PROJECT_ROOT, Settings
 
-    cfg = PublishConfig.from_settings(Settings(), {"HOTLINE_PUBLISH_EPOCHS": value})
-    assert cfg.epochs == (3 if value else None)
+    cfg = PublishConfig.from_settings(Settings(), {"HOTLINE_PUBLISH_EPOCHS": epochs, "HOTLINE_PUBLISH_CONFIG": config})
+    assert cfg.epochs == (3 if epochs else None)
+    assert cfg.train_config == (Path(config) if config else None)
     assert cfg.models_dir.name == "models" and cfg.heldout.name == "heldout.yml"
+    copy_training_data(PROJECT_ROOT, tmp_path / "copy", cfg.epochs,
+                       PROJECT_ROOT / cfg.train_config if cfg.train_config else None)
+    copied = (tmp_path / "copy" / "config.yml").read_text(encoding="utf-8")
+    if config:
+        assert "epochs: 3" in copied and "char_wb" not in copied
+    else:
+        assert copied == (PROJECT_ROOT / "config.yml").read_text(encoding="utf-8")
+    assert (tmp_path / "copy" / "domain.yml").read_bytes() == (PROJECT_ROOT / "domain.yml").read_bytes()

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
+import re
 import sys
+import uuid
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from typing import Any
 
 import yaml
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from bot.db.models import Conversation, Location, Message
@@ -30,6 +33,31 @@ STAFF_PASSWORD = "E2e-correct-horse-battery-9"
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
+
+
+def create_pg_database(server_url: str, label: str) -> str:
+    """A new empty database on the PostgreSQL server of `server_url`; returns its URL."""
+    name = f"hl_{re.sub(r'[^a-z0-9]+', '_', label.lower())[:30]}_{uuid.uuid4().hex[:8]}"
+    _pg_admin(server_url, f'CREATE DATABASE "{name}"')
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(server_url: str, database_url: str) -> None:
+    _pg_admin(server_url, f'DROP DATABASE IF EXISTS "{make_url(database_url).database}" WITH (FORCE)')
+
+
+def _pg_admin(server_url: str, statement: str) -> None:
+    import psycopg2
+
+    url = make_url(server_url)
+    conn = psycopg2.connect(host=url.host or "127.0.0.1", port=url.port or 5432, user=url.username,
+                            password=url.password, dbname=url.database or "postgres")
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
 
 
 def migrate(database_url: str) -> str:

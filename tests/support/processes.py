@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -49,8 +50,20 @@ QUIET_ENV = {
     "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
 }
 
+PR_SET_PDEATHSIG = 1
 _handed_out: set[int] = set()
 _running: set["ManagedProcess"] = set()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the thread that started it ends (Linux prctl), so a
+    test or benchmark killed by a timeout or a signal does not leave its processes running."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
 
 
 class ProcessError(RuntimeError):
@@ -154,8 +167,10 @@ class ManagedProcess:
             stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
             log.write(f"\n===== start {self.starts} of {self.name} at {stamp}: {' '.join(self.cmd)}\n".encode())
             log.flush()
+            # The death signal follows the *thread* that forks: only tie the child to the main thread.
+            tie = _die_with_parent if threading.current_thread() is threading.main_thread() else None
             self.proc = subprocess.Popen(self.cmd, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+                                         stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=tie)
         _running.add(self)
         return self
 
@@ -305,18 +320,31 @@ class Stack:
         """Any other process with an HTTP health check (a second tool, a fake in its own process)."""
         return self._add(name, cmd, env, port, health_path, ready_timeout)
 
-    def start_all(self, names: Iterable[str] | None = None) -> dict[str, float]:
-        """Start the named processes (default: all not running) at once, then wait for each.
-        Returns the seconds each took to become healthy. On failure everything is stopped."""
+    def launch(self, names: Iterable[str] | None = None) -> list[ManagedProcess]:
+        """Start the named processes (default: all not running) without waiting. Call it from the
+        main thread: processes started there are killed with the caller if it dies."""
         chosen = [self.processes[n] for n in names] if names is not None else \
             [p for p in self.processes.values() if not p.running]
         try:
             for proc in chosen:
                 proc.start()
-            return {proc.name: proc.wait_ready() for proc in chosen}
         except BaseException:
             self.stop_all()
             raise
+        return chosen
+
+    def wait_ready(self, processes: Iterable[ManagedProcess] | None = None) -> dict[str, float]:
+        """Wait until each is healthy (may run in a worker thread); on failure stop everything."""
+        try:
+            return {proc.name: proc.wait_ready() for proc in (processes or self.processes.values())}
+        except BaseException:
+            self.stop_all()
+            raise
+
+    def start_all(self, names: Iterable[str] | None = None) -> dict[str, float]:
+        """launch() then wait_ready(): all load at once. Returns the seconds each took to become
+        healthy. On failure everything is stopped."""
+        return self.wait_ready(self.launch(names))
 
     def stop_all(self) -> None:
         for proc in reversed(list(self.processes.values())):

@@ -1,0 +1,43 @@
+"""Experiment, not a fix: the gateway with a pooled SQLite engine (AsyncAdaptedQueuePool) instead of
+SQLAlchemy 1.4's default NullPool, which opens a new connection (and aiosqlite thread) for every
+session. Run any benchmark with it:
+
+    BENCH_GATEWAY_MODULE=bench.pooled_gateway .venv/bin/python -m bench.e2e
+
+Known problem (why this is not simply the fix): under a saturating webhook load with the fake
+Rasa busy, this variant ended in "database is locked" after the 15 s busy timeout and kept
+spinning afterwards; a bounded pool on SQLite needs write transactions that never wait on
+anything while they hold SQLite's write lock.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+
+def patch_engine() -> None:
+    import bot.db.session as session
+    from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+    create = session.create_async_engine
+
+    def pooled(url: Any, **kwargs: Any) -> Any:
+        if url.get_backend_name() == "sqlite":
+            kwargs.setdefault("poolclass", AsyncAdaptedQueuePool)
+            kwargs.setdefault("pool_size", int(os.environ.get("BENCH_POOL_SIZE", "5")))
+            kwargs.setdefault("max_overflow", 20)
+        return create(url, **kwargs)
+
+    session.create_async_engine = pooled  # type: ignore[assignment]
+
+
+def main() -> int:
+    patch_engine()
+    from bot.cli import main as bot_main
+
+    return bot_main(["serve"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 		echo "Install it, e.g. 'pyenv install 3.10.13' or 'apt-get install python3.10 python3.10-venv', then run make again."; \
 		exit 1; fi
 	@test -x $(PY) || $(PYTHON310) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade "pip<25" wheel
+	$(PY) -m pip install --quiet --upgrade "pip<25"
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 

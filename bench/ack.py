@@ -1,8 +1,8 @@
 """Webhook acknowledgement latency while Rasa is busy.
 
 The gateway runs as a real process; its Rasa is a fake that takes 0.5 s per message, so the
-inbox worker is busy all along (8 conversations at a time waiting on "Rasa", a backlog of
-thousands of pending messages, the outbox sending replies) while signed webhooks keep arriving.
+inbox worker is busy all along (8 conversations at a time waiting on "Rasa", a growing backlog
+of pending messages, the outbox sending replies) while signed webhooks keep arriving.
 Two loads: paced (a fixed arrival rate with several senders, the operating point the target is
 about) and saturating (8 senders each posting the next webhook as soon as the last one is
 answered: how many webhooks per second the gateway can take at all). Latency is measured by the
@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bench.messages import ORDINARY
-from bench.report import Section, print_section
+from bench.report import Section, method, print_section
 from bench.rig import Rig, bench_command
 from bench.stats import fmt_ms, summary_ms
 from bot.db.models import Message
@@ -103,7 +103,7 @@ async def gateway_metric(rig: Rig, name: str) -> float | None:
 
 
 async def run(paced_n: int = PACED_N, saturating_n: int = SATURATING_N, pg_server: str | None = None) -> Section:
-    section = Section("ack", "Webhook acknowledgement while Rasa is busy", bench_command("ack"), __doc__.split("\n\n")[1])
+    section = Section("ack", "Webhook acknowledgement while Rasa is busy", bench_command("ack"), method(__doc__))
     started = time.monotonic()
     rig = await Rig.start("ack", real_rasa=False, rasa_delay_s=RASA_DELAY_S, pg_server=pg_server)
     try:

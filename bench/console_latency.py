@@ -21,7 +21,7 @@ import aiohttp
 from sqlalchemy import select
 
 from bench.messages import MODEL_RISK, SCREEN_RISK, model_catches
-from bench.report import Section, print_section
+from bench.report import Section, method, print_section
 from bench.rig import Rig, bench_command
 from bench.stats import fmt_ms, summary_ms
 from bot.db.models import Conversation
@@ -109,7 +109,7 @@ async def phase(rig: Rig, console: Console, texts: list[str], n: int, tag: str) 
 
 async def measure(rig: Rig, n: int = N_PER_PHASE) -> Section:
     section = Section("console", "Risk message to the console", bench_command("console_latency"),
-                      __doc__.split("\n\n")[1])
+                      method(__doc__))
     started = time.monotonic()
     assert rig.rasa is not None
     await asyncio.to_thread(add_user, rig.database_url, "bench-counselor", "counselor")
@@ -131,7 +131,7 @@ async def measure(rig: Rig, n: int = N_PER_PHASE) -> Section:
                     f"{result['queued']} queued")
     section.notes += [
         f"{n} risk messages per phase at {RATE:.0f} per second, each from a new person.",
-        f"Model-only risk wording used (the screen misses it, this model hands it off): "
+        "Model-only risk wording used (the screen misses it, this model hands it off): "
         + (", ".join(f"“{t}”" for t in model_only) or "none found; screen-caught messages only"),
     ]
     section.raw = {"up": up, "down": down, "model_only": model_only}

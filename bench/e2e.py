@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 from bench.messages import ORDINARY, one_bubble_answers
-from bench.report import Section, print_section
+from bench.report import Section, method, print_section
 from bench.rig import Rig, bench_command
 from bench.stats import fmt_ms, summary_ms
 from bot.language import detect_language
@@ -107,7 +107,7 @@ async def closed_loop(send: Send, messages: list[str], total: int, users: int, t
 
 async def measure(rig: Rig, low_n: int = LOW_LOAD_N, round_n: int = ROUND_N) -> Section:
     section = Section("e2e", "Bot reply end to end: gateway vs Rasa's REST channel", bench_command("e2e"),
-                      __doc__.split("\n\n")[1])
+                      method(__doc__))
     started = time.monotonic()
     assert rig.rasa is not None
     messages = await asyncio.to_thread(one_bubble_answers, rig.rasa.url, ORDINARY)

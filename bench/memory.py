@@ -1,10 +1,11 @@
-"""Gateway memory: resident set size (VmRSS of /proc/<pid>/status) idle and after load.
+"""Gateway memory: resident set size (VmRSS of /proc/<pid>/status), idle and after load.
 
-Standalone: a gateway on a fake Rasa that answers at once is started, measured idle, then
-`CONVERSATIONS` people each send `TURNS` messages through the whole pipeline (webhook, inbox,
-Rasa, outbox, fake Send API), sampling RSS every 0.2 s; measured again once every reply has been
-delivered. `python -m bench` also reports the RSS of the gateways of the other benchmarks, idle
-and after their loads.
+A gateway on a fake Rasa that answers at once is measured idle; then `PEOPLE` people each send
+`ROUNDS` messages through the whole pipeline (webhook, inbox, Rasa, outbox, fake Send API), one
+round at a time (every person sends one message, and the round ends when all have their reply),
+with RSS sampled every 0.2 s and read after each round: growth that stops after the first
+rounds is caches filling, growth in every round would be a leak. `python -m bench` also reports
+the RSS of the gateways of the other benchmarks, idle and after their loads.
 
     .venv/bin/python -m bench.memory
 """
@@ -12,17 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from bench.messages import ORDINARY
-from bench.report import Section, print_section
+from bench.report import Section, method, print_section
 from bench.rig import Rig, bench_command
 
-CONVERSATIONS = 1000
-TURNS = 3
+PEOPLE = 300
+ROUNDS = 3
 SENDERS = 16
 TARGET_MB = 200.0
-DRAIN_TIMEOUT_S = 120.0
+ROUND_TIMEOUT_S = 90.0
 
 
 async def sample_rss(rig: Rig, samples: list[float], stop: asyncio.Event) -> None:
@@ -34,57 +34,57 @@ async def sample_rss(rig: Rig, samples: list[float], stop: asyncio.Event) -> Non
             pass
 
 
-async def load(rig: Rig, conversations: int, turns: int) -> dict[str, Any]:
-    """Every person sends `turns` messages; returns when every one has been answered."""
-    queue = iter((c, t) for t in range(turns) for c in range(conversations))
-    started = time.perf_counter()
+async def one_round(rig: Rig, people: int, turn: int) -> int:
+    """Every person sends message number `turn`; returns how many got no reply in time."""
+    queue = iter(range(people))
 
     async def sender() -> None:
-        for c, t in queue:
-            psid = f"mem-{c}"
-            await rig.messenger(psid, ORDINARY[(c + t) % len(ORDINARY)])
+        for person in queue:
+            await rig.messenger(f"mem-{person}", ORDINARY[(person + turn) % len(ORDINARY)])
 
     await asyncio.gather(*(sender() for _ in range(SENDERS)))
-    deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    missing = conversations
-    while time.monotonic() < deadline:
-        missing = sum(1 for c in range(conversations) if rig.arrivals.count(f"mem-{c}") < turns)
-        if not missing:
-            break
+    deadline = time.monotonic() + ROUND_TIMEOUT_S
+    while True:
+        missing = sum(1 for p in range(people) if rig.arrivals.count(f"mem-{p}") < turn + 1)
+        if not missing or time.monotonic() > deadline:
+            return missing
         await asyncio.sleep(0.2)
-    return {"seconds": time.perf_counter() - started, "missing": missing}
 
 
-async def measure(rig: Rig, conversations: int = CONVERSATIONS, turns: int = TURNS) -> tuple[Section, dict[str, Any]]:
-    section = Section("memory", "Gateway memory", bench_command("memory"), __doc__.split("\n\n")[1])
+async def measure(rig: Rig, people: int = PEOPLE, rounds: int = ROUNDS) -> Section:
+    section = Section("memory", "Gateway memory", bench_command("memory"), method(__doc__))
     started = time.monotonic()
     await asyncio.sleep(2)
     idle = rig.gateway_rss_mb()
     samples: list[float] = []
     stop = asyncio.Event()
     sampler = asyncio.create_task(sample_rss(rig, samples, stop))
-    result = await load(rig, conversations, turns)
-    stop.set()
-    await sampler
-    await asyncio.sleep(1)
-    after = rig.gateway_rss_mb()
-    peak = max(samples + [after])
+    after_round: list[float] = []
+    missing = 0
+    load_started = time.monotonic()
+    try:
+        for turn in range(rounds):
+            missing += await one_round(rig, people, turn)
+            after_round.append(rig.gateway_rss_mb())
+    finally:
+        stop.set()
+        await sampler
+    seconds = time.monotonic() - load_started
+    peak = max(samples + after_round)
     section.add("RSS idle", f"{idle:.0f} MB", f"< {TARGET_MB:.0f} MB", idle < TARGET_MB)
-    section.add(f"RSS peak during {conversations} people × {turns} messages", f"{peak:.0f} MB", f"< {TARGET_MB:.0f} MB",
-                peak < TARGET_MB, f"{conversations * turns} messages answered in {result['seconds']:.0f} s, "
-                f"{result['missing']} people still waiting for a reply")
-    section.add("RSS after that load", f"{after:.0f} MB", f"< {TARGET_MB:.0f} MB", after < TARGET_MB)
-    raw = {"idle_mb": idle, "peak_mb": peak, "after_mb": after, **result}
-    section.raw = raw
+    section.add(f"RSS peak, {people} people × {rounds} messages", f"{peak:.0f} MB", f"< {TARGET_MB:.0f} MB",
+                peak < TARGET_MB, f"{people * rounds} messages answered in {seconds:.0f} s, {missing} replies missing")
+    section.add("RSS after each round", " → ".join(f"{mb:.0f}" for mb in after_round) + " MB")
+    section.raw = {"idle_mb": idle, "peak_mb": peak, "after_round_mb": after_round, "seconds": seconds,
+                   "messages": people * rounds, "missing": missing}
     section.seconds = time.monotonic() - started
-    return section, raw
+    return section
 
 
 async def run() -> Section:
     rig = await Rig.start("memory", real_rasa=False)
     try:
-        section, _ = await measure(rig)
-        return section
+        return await measure(rig)
     finally:
         await rig.close()
 

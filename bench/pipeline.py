@@ -1,8 +1,11 @@
-"""The gateway's own cost per message, without Rasa's: a fake Rasa that answers at once, one
-message at a time, webhook to fake Graph. The gateway runs under bench/timed_gateway.py, which
-logs how long each step of the message's way took; the table shows the median per step and how
-many times a step runs per message. Also the gateway's CPU time per message (utime + stime of
-/proc/<pid>/stat over the run). This is where the end-to-end overhead comes from.
+"""The gateway's own cost per message, Rasa excluded.
+
+A fake Rasa answers at once; one message at a time goes from a signed webhook to the fake Graph
+API. The gateway runs under bench/timed_gateway.py, which logs how long each step of the
+message's way took; the table shows the median per step and how many times a step runs per
+message (`process_conversation` contains the lease steps and `handle`). Also the gateway's CPU
+time per message (utime + stime of /proc/<pid>/stat over the run). This is where the end-to-end
+overhead comes from.
 
     .venv/bin/python -m bench.pipeline
 """
@@ -17,7 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench.messages import ORDINARY
-from bench.report import Section, print_section
+from bench.report import Section, method, print_section
 from bench.rig import Rig, bench_command
 from bench.stats import fmt_ms, summary_ms
 
@@ -76,7 +79,7 @@ def sqlite_sessions(path: Path, n: int = 200) -> dict[str, float]:
 
 async def measure(rig: Rig, n: int = N) -> Section:
     section = Section("pipeline", "Gateway cost per message, Rasa excluded", bench_command("pipeline"),
-                      __doc__.split("\n\n")[0].replace("\n", " ") + ". " + __doc__.split("\n\n")[1])
+                      method(__doc__))
     started = time.monotonic()
     for i in range(10):  # warm-up: the first message loads langdetect's profiles
         await rig.messenger(f"pipe-warm-{i}", ORDINARY[i])

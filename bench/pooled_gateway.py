@@ -1,8 +1,9 @@
 """Experiment, not a fix: the gateway with a pooled SQLite engine (AsyncAdaptedQueuePool) instead of
 SQLAlchemy 1.4's default NullPool, which opens a new connection (and aiosqlite thread) for every
-session. Run any benchmark with it:
+session. Run any benchmark with it (bench/rig.py then starts the gateway through this module;
+an instrumented gateway such as bench.timed_gateway runs inside it):
 
-    BENCH_GATEWAY_MODULE=bench.pooled_gateway .venv/bin/python -m bench.e2e
+    BENCH_SQLITE_POOL=1 .venv/bin/python -m bench.pipeline
 
 Known problem (why this is not simply the fix): under a saturating webhook load with the fake
 Rasa busy, this variant ended in "database is locked" after the 15 s busy timeout and kept
@@ -32,12 +33,19 @@ def patch_engine() -> None:
     session.create_async_engine = pooled  # type: ignore[assignment]
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """`python -m bench.pooled_gateway [MODULE]`: the gateway, or MODULE run as __main__."""
     patch_engine()
+    if argv:
+        import runpy
+
+        sys.argv = [argv[0]]
+        runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
+        return 0
     from bot.cli import main as bot_main
 
     return bot_main(["serve"])
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

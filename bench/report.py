@@ -45,6 +45,13 @@ class Section:
         return all(verdicts) if verdicts else None
 
 
+def method(doc: str | None) -> str:
+    """A benchmark module's docstring without its title line and its command line, unwrapped."""
+    paragraphs = [p.strip() for p in (doc or "").strip().split("\n\n")]
+    body = [p for p in paragraphs[1:] if not p.startswith(".venv/") and not p.startswith("python ")]
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in body)
+
+
 def verdict(met: bool | None) -> str:
     return "" if met is None else ("**yes**" if met else "**NO**")
 
@@ -75,7 +82,7 @@ def markdown(machine: dict[str, str], sections: list[Section], total_seconds: fl
         "is from that run; rerun the command to refresh this page. All traffic is on 127.0.0.1: the gateway "
         "(`python -m bot`), Rasa (`rasa run --enable-api`) and the action server (`rasa run actions`) run as "
         "real processes (started by `tests/support/processes.py`), the Graph and Zalo APIs are the local fakes "
-        "of `tests/fakes/`, the database is a fresh SQLite file (WAL). The load generator runs on the same "
+        "of `tests/fakes/`, the database is a fresh SQLite file (WAL), the default configuration, except in the sections marked PostgreSQL (a fresh database on the local PostgreSQL server, the production configuration). The load generator runs on the same "
         "machine and shares its cores with everything it measures.",
         "",
         "## Machine",
@@ -88,7 +95,7 @@ def markdown(machine: dict[str, str], sections: list[Section], total_seconds: fl
         f"| kernel | {machine['kernel']} |",
         f"| Python / Rasa / aiohttp / SQLAlchemy | {machine['python']} / {machine['rasa']} / {machine['aiohttp']} / "
         f"{machine['sqlalchemy']} |",
-        f"| load average before the run | {machine['load_before']} |",
+        f"| load average before the run (1, 5, 15 min) | {' '.join(machine['load_before'].split()[:3])} |",
         "",
         "## Targets (from the design notes) and results",
         "",

@@ -28,7 +28,7 @@ from tests.fakes.rasa import FakeRasa
 from tests.fakes.zalo import FakeZalo
 from tests.support.hotline import (create_pg_database, drop_pg_database, fake_platform_env, gateway_env, migrate,
                                    signed_messenger, signed_zalo, sqlite_url)
-from tests.support.processes import PROJECT_ROOT, ManagedProcess, Stack, ensure_model
+from tests.support.processes import ManagedProcess, Stack, ensure_model
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -134,8 +134,9 @@ class Rig:
             fake_rasa = FakeRasa()
             fake_rasa.delay_s = rasa_delay_s
             rasa_url = await fake_rasa.start()
-        if gateway_cmd is None and os.environ.get("BENCH_GATEWAY_MODULE"):  # an experiment, e.g. bench.pooled_gateway
-            gateway_cmd = [sys.executable, "-m", os.environ["BENCH_GATEWAY_MODULE"]]
+        if os.environ.get("BENCH_SQLITE_POOL") == "1":  # the experiment of bench/pooled_gateway.py
+            inner = gateway_cmd[2:3] if gateway_cmd and gateway_cmd[1:2] == ["-m"] else []
+            gateway_cmd = [sys.executable, "-m", "bench.pooled_gateway", *inner]
         stack.add_gateway(env=gateway_env(database_url=database_url, rasa_url=rasa_url,
                                           **fake_platform_env(graph, zalo)), cmd=gateway_cmd)
         await asyncio.to_thread(stack.wait_ready, stack.launch())

@@ -14,6 +14,7 @@ from bot.keys import gateway_key, settings_key
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
+SHUTDOWN_TIMEOUT_S = 15.0  # in-flight requests finish within this after SIGTERM (systemd waits longer)
 
 
 async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -63,6 +64,18 @@ async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         await http.close()
         await content.close()
         await engine.dispose()
+
+
+async def _stop_background(app: web.Application) -> None:
+    """on_shutdown: stop the inbox, outbox and fan-out loops first. aiohttp (3.9) waits for every
+    task started after the app — up to shutdown_timeout — before it runs the cleanup context, so
+    loops left running would hold a SIGTERM for a minute. (Messages left pending are taken by
+    another replica, or by this one when it starts again.)"""
+    gw = app.get(gateway_key)
+    if gw is not None:
+        await gw.stop()
+        if gw.fanout is not None:
+            await gw.fanout.close()
 
 
 async def index(request: web.Request) -> web.Response:
@@ -123,6 +136,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[settings_key] = settings
     app.cleanup_ctx.append(_gateway_ctx)
+    app.on_shutdown.append(_stop_background)
     app.router.add_get("/", index, name="index")
     webhooks.setup(app)
     health.setup(app)
@@ -144,4 +158,5 @@ def serve(settings: Settings) -> None:
     from bot.logs import AccessLogger
 
     web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log_class=AccessLogger,
+                shutdown_timeout=SHUTDOWN_TIMEOUT_S,
                 print=lambda *_: logger.info("listening on http://%s:%s", settings.host, settings.port))

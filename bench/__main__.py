@@ -7,8 +7,9 @@ end-to-end comparison and the console latency (which ends by killing Rasa). Each
 the processes it started; the whole run takes about 6-8 minutes on 2 cores.
 
     .venv/bin/python -m bench [--only ack,e2e,...] [--pg postgresql://user@host:5432/postgres]
+    .venv/bin/python -m bench --render    # the page again from var/bench/results.json
 
-`--pg` (or BENCH_PG_URL) also runs the acknowledgement and per-message benchmarks on a fresh
+`--pg` (or BENCH_PG_URL, or TEST_DATABASE_URL) also runs the acknowledgement and per-message benchmarks on a fresh
 PostgreSQL database of that server, the production configuration.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import signal
 import sys
 import time
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from bench import ack, console_latency, e2e, memory, pipeline
-from bench.report import Section, markdown, print_section, write_json
+from bench.report import Section, markdown, print_section, read_json, write_json
 from bench.rig import Rig
 from bench.stats import machine
 from tests.support.processes import PROJECT_ROOT
@@ -31,6 +33,12 @@ from tests.support.processes import PROJECT_ROOT
 OUT = PROJECT_ROOT / "docs" / "BENCHMARKS.md"
 RAW = PROJECT_ROOT / "var" / "bench" / "results.json"
 ALL = ("ack", "pipeline", "memory", "e2e", "console")
+
+
+def kept_blocks(text: str) -> list[str]:
+    """Sections other tools keep in docs/BENCHMARKS.md between `<!-- NAME: begin -->` and
+    `<!-- NAME: end -->` (`python -m bench.load --write`): carried over when the page is rewritten."""
+    return [m.group(0) for m in re.finditer(r"<!-- ([\w.-]+): begin -->.*?<!-- \1: end -->", text, re.DOTALL)]
 
 
 def loadavg() -> str:
@@ -100,20 +108,39 @@ async def main(only: set[str], pg: str | None) -> int:
     total = time.monotonic() - started
     command = "python -m bench" + (f" --only {','.join(sorted(only))}" if set(ALL) - only else "") + \
         (" --pg …" if pg else "")
-    if set(ALL) <= only:
-        OUT.write_text(markdown(info, sections, total, command), encoding="utf-8")
-        print(f"\nwrote {OUT.relative_to(PROJECT_ROOT)}")
-    else:
-        print("\n(a partial run: docs/BENCHMARKS.md is left as it is)")
-    write_json(RAW, info, sections)
+    run = {"seconds": total, "command": command, "complete": set(ALL) <= only}
+    write_json(RAW, info, sections, run)
     print(f"wrote {RAW.relative_to(PROJECT_ROOT)} ({total:.0f} s)")
+    if run["complete"]:
+        write_page(info, sections, run)
+    else:
+        print("(a partial run: docs/BENCHMARKS.md is left as it is)")
+    return 0
+
+
+def write_page(info: dict[str, str], sections: list[Section], run: dict) -> None:
+    kept = kept_blocks(OUT.read_text(encoding="utf-8")) if OUT.exists() else []
+    OUT.write_text(markdown(info, sections, run["seconds"], run["command"]) + "".join(f"\n{b}\n" for b in kept),
+                   encoding="utf-8")
+    print(f"wrote {OUT.relative_to(PROJECT_ROOT)}")
+
+
+def render() -> int:
+    """--render: docs/BENCHMARKS.md again from the last complete run's var/bench/results.json."""
+    info, sections, run = read_json(RAW)
+    if not run.get("complete"):
+        print(f"{RAW.relative_to(PROJECT_ROOT)} is not from a complete run: run python -m bench", file=sys.stderr)
+        return 2
+    write_page(info, sections, run)
     return 0
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {', '.join(ALL)}")
-    p.add_argument("--pg", default=os.environ.get("BENCH_PG_URL") or None,
+    p.add_argument("--render", action="store_true",
+                   help="only rewrite docs/BENCHMARKS.md from the last complete run (var/bench/results.json)")
+    p.add_argument("--pg", default=os.environ.get("BENCH_PG_URL") or os.environ.get("TEST_DATABASE_URL") or None,
                    help="a PostgreSQL server URL: also run ack and pipeline on PostgreSQL")
     args = p.parse_args(argv)
     unknown = set(args.only.split(",")) - set(ALL)
@@ -126,4 +153,6 @@ if __name__ == "__main__":
     arguments = _parse(sys.argv[1:])
     # A SIGTERM (a timeout, Ctrl-C from make) unwinds normally, so every started process is stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if arguments.render:
+        sys.exit(render())
     sys.exit(asyncio.run(main(set(arguments.only.split(",")), arguments.pg)))

@@ -123,6 +123,16 @@ def markdown(machine: dict[str, str], sections: list[Section], total_seconds: fl
     return "\n".join(out) + "\n"
 
 
+def read_json(path: Path) -> tuple[dict[str, str], list[Section], dict[str, Any]]:
+    """What write_json wrote: the machine, the sections and the run's details."""
+    data = json.loads(path.read_text())
+    sections = []
+    for raw in data["sections"]:
+        rows = [Row(**r) for r in raw.pop("rows")]
+        sections.append(Section(**raw, rows=rows))
+    return data["machine"], sections, data.get("run", {})
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
@@ -133,7 +143,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def write_json(path: Path, machine: dict[str, str], sections: list[Section]) -> None:
+def write_json(path: Path, machine: dict[str, str], sections: list[Section], run: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_clean({"machine": machine, "sections": [asdict(s) for s in sections]}), indent=2,
-                               ensure_ascii=False))
+    path.write_text(json.dumps(_clean({"machine": machine, "run": run, "sections": [asdict(s) for s in sections]}),
+                               indent=2, ensure_ascii=False))

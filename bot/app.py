@@ -101,6 +101,58 @@ def _out_of_range_id(request: web.Request) -> bool:
                for name in _NUMERIC_PARAM.findall(pattern))
 
 
+def _is_trusted(address: str | None, trusted: tuple[str, ...]) -> bool:
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(n) for n in trusted)
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted: tuple[str, ...]) -> str | None:
+    """The client behind trusted reverse proxies: walk X-Forwarded-For from the right (each proxy
+    appends the address it saw) past the trusted ones. A peer that is not a trusted proxy is the
+    client itself, whatever X-Forwarded-For it sends."""
+    import ipaddress
+
+    if not trusted or not _is_trusted(peer, trusted) or not forwarded_for:
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # garbage in the header: keep the proxy's own address
+    return hops[0] if hops else peer
+
+
+@web.middleware
+async def behind_proxy(request: web.Request, handler) -> web.StreamResponse:
+    """Behind nginx or Caddy (TRUSTED_PROXIES), take the client's address and scheme from
+    X-Forwarded-For / X-Forwarded-Proto, so that sign-in throttling counts people, not the proxy,
+    and cookies know the connection was HTTPS. Headers from anyone else are ignored."""
+    trusted = request.app[settings_key].trusted_proxies
+    if trusted and _is_trusted(request.remote, trusted):
+        changes: dict[str, str] = {}
+        remote = client_address(request.remote, request.headers.get("X-Forwarded-For"), trusted)
+        if remote and remote != request.remote:
+            changes["remote"] = remote
+        proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+        if proto in ("http", "https") and proto != request.scheme:
+            changes["scheme"] = proto
+        if changes:
+            request = request.clone(**changes)
+    return await handler(request)
+
+
+# Uploads whose handler reads the raw body itself and reports a NUL byte with its row (the agency
+# CSV import answers 400 {row, error}, the contract), within its own size limit.
+RAW_UPLOADS = frozenset({"/api/agencies/import"})
+
+
 def _has_nul(request: web.Request) -> bool:
     return "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.query.items())
 
@@ -119,7 +171,7 @@ async def hostile_input(request: web.Request, handler) -> web.StreamResponse:
         return web.json_response({"error": "not found"}, status=404)
     if _has_nul(request):
         return web.json_response({"error": "NUL characters are not accepted"}, status=400)
-    if request.path.startswith("/api/") and request.can_read_body:
+    if request.path.startswith("/api/") and request.path not in RAW_UPLOADS and request.can_read_body:
         raw = await request.read()  # bounded by client_max_size; aiohttp keeps it for the handler
         if b"\x00" in raw or b"\\u0000" in raw:
             return web.json_response({"error": "NUL characters are not accepted"}, status=400)
@@ -133,7 +185,7 @@ async def hostile_input(request: web.Request, handler) -> web.StreamResponse:
 def create_app(settings: Settings) -> web.Application:
     from bot import health, location_page, webhooks
 
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[behind_proxy])
     app[settings_key] = settings
     app.cleanup_ctx.append(_gateway_ctx)
     app.on_shutdown.append(_stop_background)

@@ -20,7 +20,6 @@ import json
 import logging
 import re
 import sys
-import time
 import traceback
 from datetime import datetime, timezone
 from typing import IO, Any
@@ -137,15 +136,3 @@ class AccessLogger(AbstractAccessLogger):
         self.logger.log(level, "http_request", extra={
             "method": request.method, "route": route, "status": status,
             "duration_ms": round(duration * 1000, 2)})
-
-
-class Timer:
-    """`with Timer() as t: ...; t.ms` — durations for log fields."""
-
-    def __enter__(self) -> "Timer":
-        self.started = time.perf_counter()
-        self.ms = 0.0
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.ms = round((time.perf_counter() - self.started) * 1000, 2)

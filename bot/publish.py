@@ -446,7 +446,7 @@ class Publisher:
         self.owner = owner
         self.steps: Steps = config.steps or RasaSteps(config, http)
         self._lock = asyncio.Lock()
-        self._runs: set[asyncio.Task] = set()
+        self._runs: dict[asyncio.Task, _Job] = {}
         self._tasks: set[asyncio.Task] = set()
 
     # -- jobs
@@ -515,10 +515,12 @@ class Publisher:
                 await audit(session, account, "publish_started", str(job.id), {"changes": list(pending)})
                 await session.commit()
                 job_id = job.id
-        task = asyncio.create_task(self._run(job_id, list(pending)), name=f"publish-{job_id}")
-        for tasks in (self._runs, self._tasks):
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+        job = _Job(job_id, progress=self._initial_progress(list(pending)))
+        task = asyncio.create_task(self._run(job, list(pending)), name=f"publish-{job_id}")
+        self._runs[task] = job
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda t: self._runs.pop(t, None))
         return job_id
 
     def _initial_progress(self, changes: list[int]) -> dict[str, Any]:
@@ -532,9 +534,11 @@ class Publisher:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def close(self) -> None:
-        """Stop a running publish (it is recorded as failed, its subprocess stopped)."""
-        for task in list(self._runs):
-            task.cancel()
+        """Stop a running publish (recorded as failed, its subprocess stopped); one that is
+        already recording its outcome is let finish, so no database write is cut off."""
+        for task, job in list(self._runs.items()):
+            if not job.finished.is_set():
+                task.cancel()
         await self.wait()
 
     # -- progress
@@ -602,8 +606,8 @@ class Publisher:
 
     # -- the run
 
-    async def _run(self, job_id: int, change_ids: list[int]) -> None:
-        job = _Job(job_id, progress=self._initial_progress(change_ids))
+    async def _run(self, job: _Job, change_ids: list[int]) -> None:
+        job_id = job.id
         work = self.config.work_dir / f"job-{job_id}"
         beat = asyncio.create_task(self._heartbeat(job))
         state, error, model_path = "failed", None, None
@@ -634,18 +638,26 @@ class Publisher:
                 fields["gate"] = job.gate
             if model_path is not None:
                 fields["model_path"] = str(model_path)
+            await asyncio.to_thread(shutil.rmtree, work, True)
             try:
-                await asyncio.shield(self._finish(job, fields))
+                await self._finish(job, fields)
             except Exception:
                 logger.exception("publish %d: could not record the outcome", job_id)
-            shutil.rmtree(work, ignore_errors=True)
             logger.info("publish %d: %s", job_id, state)
 
     async def _finish(self, job: _Job, fields: dict[str, Any]) -> None:
+        """The outcome and its audit entry, in one transaction (a client that sees the final
+        state sees the audit entry too)."""
         from bot.auth import audit
+        from bot.db.models import PublishJob
 
-        await self._save(job, **fields)
+        job.progress["heartbeat"] = utcnow().isoformat()
         async with self.sessions() as session:
+            row = await session.get(PublishJob, job.id)
+            if row is not None:
+                row.progress = json.loads(json.dumps(job.progress))
+                for key, value in fields.items():
+                    setattr(row, key, value)
             await audit(session, None, f"publish_{fields['state']}", str(job.id),
                         {"error": fields.get("error"), "model": Path(fields["model_path"]).name
                          if fields.get("model_path") else None})

@@ -43,6 +43,20 @@ def _positive_int(value: str | None, name: str, default: int) -> int:
     return number
 
 
+def _networks(value: str | None) -> tuple[str, ...]:
+    """TRUSTED_PROXIES: comma-separated addresses or networks (127.0.0.1, 10.0.0.0/8)."""
+    import ipaddress
+
+    out = []
+    for part in (value or "").split(","):
+        if part.strip():
+            try:
+                out.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"TRUSTED_PROXIES: {part.strip()!r} is not an address or network") from None
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -76,6 +90,7 @@ class Settings:
     log_format: str = "auto"  # json | text | auto (text on a terminal, JSON lines otherwise)
     retention_days: int = 90  # transcripts and locations older than this are purged unless their case is open
     tracker_database_url: str | None = None  # Rasa's SQL tracker store: purged, exported and erased with ours
+    trusted_proxies: tuple[str, ...] = ()  # reverse proxies whose X-Forwarded-For / -Proto are believed
     auto_migrate: bool = True
     zalo_site_verification: str | None = None
 
@@ -120,6 +135,7 @@ class Settings:
             redis_prefix=get("REDIS_PREFIX") or cls.redis_prefix,
             retention_days=_positive_int(get("RETENTION_DAYS"), "RETENTION_DAYS", cls.retention_days),
             tracker_database_url=get("TRACKER_DATABASE_URL"),
+            trusted_proxies=_networks(get("TRUSTED_PROXIES")),
             auto_migrate=(get("AUTO_MIGRATE") or "1") not in ("0", "false", "no"),
             zalo_site_verification=get("ZALO_SITE_VERIFICATION"),
         )

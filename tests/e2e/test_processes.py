@@ -53,7 +53,7 @@ def test_gateway_survives_kill_9_and_restarts_on_the_same_port(tmp_path: Path) -
         assert http_status(gateway.url + "/healthz", timeout=1) is None
         gateway.restart()
         assert gateway.pid != first_pid and http_status(gateway.url + "/healthz") == 200
-        assert gateway.log_path.read_text().count(f"===== start") == 2
+        assert gateway.log_path.read_text().count("===== start") == 2
     assert not gateway.running and not group_alive(gateway.pid)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import json
 import re
 import uuid
@@ -452,3 +451,39 @@ async def test_fuzzed_console_api_never_fails_with_5xx(app, data):
     assert status < 500, (method, url, body, status)
     if status == 401:  # signed out by something the fuzzer did (e.g. the account was changed): sign in again
         app._fuzz_admin = None
+
+
+async def test_behind_a_trusted_proxy_throttling_counts_clients_and_spoofing_does_not_help(aiohttp_client, database,
+                                                                                         fakes):
+    """Behind nginx every request comes from 127.0.0.1: with TRUSTED_PROXIES the address throttle
+    counts the client of X-Forwarded-For (one attacker cannot lock every counselor out); without
+    it the header is ignored (an attacker cannot dodge the throttle by inventing addresses)."""
+    proxied = await replica(aiohttp_client, gateway_settings(database, fakes, trusted_proxies=("127.0.0.1/32",)),
+                            "proxied")
+    await clear_throttle(proxied)
+    name = await make_staff(proxied, "counselor")
+
+    async def attempt(client: Any, xff: str, username: str, password: str, proto: str = "https") -> Any:
+        async with client.post("/api/login", json={"username": username, "password": password},
+                               headers={"X-Forwarded-For": xff, "X-Forwarded-Proto": proto}) as r:
+            return r.status, r.headers.getall("Set-Cookie", [])
+
+    for i in range(20):  # an attacker at 203.0.113.66 tries many names
+        status, _ = await attempt(proxied, "203.0.113.66", f"guess-{i}", "x")
+        assert status == 401
+    assert (await attempt(proxied, "203.0.113.66", name, PASSWORD))[0] == 429
+    # a counselor elsewhere still signs in; the cookie is Secure because the proxy spoke HTTPS
+    status, cookies = await attempt(proxied, "198.51.100.7", name, PASSWORD)
+    assert status == 200 and any("Secure" in c for c in cookies)
+    # a client-supplied X-Forwarded-For in front of the proxy's own entry changes nothing
+    assert (await attempt(proxied, "198.51.100.7, 203.0.113.66", name, PASSWORD))[0] == 429
+    async with proxied.gw.sessions() as s:
+        ips = {f.ip for f in await s.scalars(select(LoginFailure))}
+    assert ips == {"203.0.113.66"}
+
+    direct = await replica(aiohttp_client, gateway_settings(database, fakes), "direct")
+    await clear_throttle(direct)
+    for i in range(20):  # without trusted proxies, inventing addresses does not help
+        status, _ = await attempt(direct, f"192.0.2.{i}", f"guess-{i}", "x")
+        assert status == 401
+    assert (await attempt(direct, "192.0.2.200", name, PASSWORD))[0] == 429

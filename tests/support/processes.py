@@ -2,10 +2,14 @@
 as subprocesses on free ports of 127.0.0.1.
 
 Each process runs in its own process group (``start_new_session``); stopping it signals the whole
-group, so nothing it spawned outlives it. Output goes to ``var/test-logs/<stack label>/<name>.log``
-(appended across restarts, with a header line per start). Rasa reads its action server's address
-from an endpoints file, so each Rasa process gets its own temporary endpoints file pointing at the
-action server chosen for it.
+group and waits until the group is empty, so nothing it spawned outlives it. A process started
+from the main thread also gets SIGKILL when its starter dies (``PR_SET_PDEATHSIG``): a test run
+killed by a timeout does not leave servers behind. Output goes to
+``var/test-logs/<stack label>/<name>.log`` (appended across restarts, with a header line per
+start). Rasa reads its action server's address from an endpoints file, so each Rasa process gets
+its own endpoints file (next to its log) pointing at the action server chosen for it. The
+gateway's settings (DATABASE_URL, REDIS_URL, MESSENGER_*, ...) are never inherited from the
+caller's environment: only what a Stack is given is set.
 
     with Stack("e2e", base_env={"DATABASE_URL": url}) as stack:
         actions = stack.add_action_server()
@@ -14,6 +18,9 @@ action server chosen for it.
         stack.start_all()          # all start at once; returns when every one answers its health check
         rasa.kill()                # kill -9 of the process group
         rasa.restart()             # same port, same command, same environment
+
+    From asyncio code: `stack.launch()` in the loop's (main) thread, then
+    `await asyncio.to_thread(stack.wait_ready, launched)`.
 """
 from __future__ import annotations
 
@@ -34,7 +41,6 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
 LOG_ROOT = PROJECT_ROOT / "var" / "test-logs"
 
 # The gateway's configuration contract: never inherited from the caller's shell, only set explicitly.
@@ -208,6 +214,7 @@ class ManagedProcess:
             self.signal_group(signal.SIGKILL)
             self.proc.wait(5)
         self.signal_group(signal.SIGKILL)  # children that ignored SIGTERM after their leader exited
+        self._wait_group_gone()
         _running.discard(self)
         return self.proc.returncode
 
@@ -217,8 +224,15 @@ class ManagedProcess:
             return None
         self.signal_group(signal.SIGKILL)
         self.proc.wait(10)
+        self._wait_group_gone()
         _running.discard(self)
         return self.proc.returncode
+
+    def _wait_group_gone(self, timeout: float = 5.0) -> None:
+        """Until no member of the group is left (killed children linger until they are reaped)."""
+        deadline = time.monotonic() + timeout
+        while self.signal_group(0) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def restart(self, *, wait: bool = True, timeout: float | None = None) -> "ManagedProcess":
         """Stop if running, start again with the same command, environment and port."""

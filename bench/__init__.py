@@ -1,0 +1,1 @@
+"""Benchmarks of the hotline gateway: `python -m bench` (`make bench`) writes docs/BENCHMARKS.md."""

@@ -93,12 +93,16 @@ _NUMERIC_PARAM = re.compile(r"\(\?P<(\w+)>\\d\+\)")
 
 
 def _out_of_range_id(request: web.Request) -> bool:
-    """A route parameter declared as a number (`{id:\\d+}`) beyond any row id: PostgreSQL would
-    refuse the query (integer out of range) and SQLite cannot bind it."""
+    """A row id in the path beyond any row: PostgreSQL refuses the query (integer out of range) and
+    SQLite cannot bind it. Row ids are the parameters declared as numbers (`{id:\\d+}`) and, by
+    this project's convention, the digit-only values of parameters named `id`, `mid` or `*_id`."""
     resource = getattr(request.match_info.route, "resource", None)
     pattern = getattr(getattr(resource, "_pattern", None), "pattern", "")
+    names = set(_NUMERIC_PARAM.findall(pattern))
+    names |= {k for k, v in request.match_info.items()
+              if (k in ("id", "mid") or k.endswith("_id")) and v.isascii() and v.isdigit()}
     return any(len(request.match_info.get(name, "")) > 10 or int(request.match_info.get(name) or 0) > MAX_ROW_ID
-               for name in _NUMERIC_PARAM.findall(pattern))
+               for name in names)
 
 
 def _is_trusted(address: str | None, trusted: tuple[str, ...]) -> bool:

@@ -32,6 +32,7 @@ EXIT_WORDS = {"thoat", "stop", "exit", "quit", "dung lai", "thoat ra", "huy"}
 QUEUED_ACK_EVERY = timedelta(minutes=10)
 RASA_DOWN_NOTICE_EVERY = timedelta(minutes=10)
 PROCESSING_ATTEMPTS = 3
+RASA_RETRY_MAX_S = 10  # a message waiting for Rasa is tried at least this often
 RASA_MAX_TEXT = 4_000  # platforms cap a message at about 2,000 characters; anything longer is odd
 MAX_TEXT = 20_000  # longer texts are cut for processing; the stored raw event keeps everything
 
@@ -348,7 +349,7 @@ async def handle(gw: "Gateway", session: Any, msg: Message) -> list[dict[str, An
         logger.warning("conversation %s: %s; the message stays pending", conv.id, exc)
         msg.status, msg.done_at = "pending", None
         msg.attempts += 1
-        msg.next_attempt_at = now + timedelta(seconds=min(gw.settings.retry_base_s * 2 ** msg.attempts, 30))
+        msg.next_attempt_at = now + timedelta(seconds=min(gw.settings.retry_base_s * 2 ** msg.attempts, RASA_RETRY_MAX_S))
         msg.error = str(exc)
         if _notice_due(conv, "rasa_down", RASA_DOWN_NOTICE_EVERY):
             outbox.enqueue(session, conv, await gw.text("utter_rasa_down", lang))

@@ -111,8 +111,6 @@ def configure(level: str = "INFO", fmt: str = "auto", stream: IO[str] | None = N
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # aiohttp's own access logger is replaced by AccessLogger below; its server errors still log.
-    logging.getLogger("aiohttp.access").propagate = True
     return handler
 
 

@@ -168,7 +168,7 @@ async def purge(sessions: sessionmaker, days: int, *, dry_run: bool = False, now
             await session.commit()
     if tracker_url:
         report.tracker_events = await _purge_tracker(tracker_url, cutoff, kept_senders, dry_run)
-    logger.info("retention purge: %s", report.describe(), extra={"retention": report.as_dict()})
+    logger.info("retention purge: %s", report.describe(), extra=report.as_dict())
     return report
 
 
@@ -338,5 +338,5 @@ async def erase_person(sessions: sessionmaker, channel: str, user_id: str, *, fo
         await session.commit()
     tracker = await _erase_tracker(tracker_url, sender_id(channel, user_id)) if tracker_url else None
     report = EraseReport(conversation_id=cid, tracker_events=tracker, **counts)
-    logger.info("person erased: conversation %s", cid, extra={"erased": asdict(report)})
+    logger.info("person erased: conversation %s", cid, extra=asdict(report))
     return report

@@ -93,6 +93,13 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
         drop_database(server, url)
 
 
+@pytest.fixture
+def one_database(request: pytest.FixtureRequest, db_url: str) -> str:
+    """For tests whose subject does not depend on the database: PostgreSQL (the production
+    database) when TEST_DATABASE_URL is set, SQLite otherwise — one run, not one per backend."""
+    return request.getfixturevalue("pg_url") if pg_server_url() else db_url
+
+
 @pytest.fixture(scope="module")
 def pg_empty_database(request: pytest.FixtureRequest) -> Iterator[str]:
     """A second, empty PostgreSQL database of this module (Rasa's tracker store), dropped afterwards."""

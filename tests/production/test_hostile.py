@@ -54,7 +54,14 @@ async def fakes():
 
 @pytest.fixture
 async def app(aiohttp_client, database, fakes):
+    """On each backend: for what PostgreSQL and SQLite may treat differently."""
     return await replica(aiohttp_client, gateway_settings(database, fakes), f"hostile-{uuid.uuid4().hex[:6]}")
+
+
+@pytest.fixture
+async def one_app(aiohttp_client, one_database, fakes):
+    """On one backend (PostgreSQL when available): for what does not depend on it."""
+    return await replica(aiohttp_client, gateway_settings(one_database, fakes), f"hostile-{uuid.uuid4().hex[:6]}")
 
 
 # ---------------------------------------------------------------- strategies
@@ -201,14 +208,14 @@ async def test_fuzzed_raw_bytes_signed_or_not(app, raw, path):
 # ---------------------------------------------------------------- malformed, oversized, forged, replayed
 
 
-async def test_deeply_nested_json_is_refused_not_crashed(app):
+async def test_deeply_nested_json_is_refused_not_crashed(one_app):
     deep = b"[" * 200_000 + b"]" * 200_000
     for path, headers in (("/webhooks/messenger", sign_messenger(deep, APP_SECRET)),
                           ("/webhooks/zalo", sign_zalo_raw(deep)), ("/webhooks/zalo", {}),
                           ("/webhooks/messenger", {})):
-        async with app.post(path, data=deep, headers=headers) as r:
+        async with one_app.post(path, data=deep, headers=headers) as r:
             assert r.status in (400, 403), (path, r.status)
-    async with app.post("/api/login", data=deep, headers={"Content-Type": "application/json"}) as r:
+    async with one_app.post("/api/login", data=deep, headers={"Content-Type": "application/json"}) as r:
         assert r.status == 400
 
 
@@ -224,6 +231,11 @@ async def test_out_of_range_ids_and_nul_characters_are_client_errors(app):
             assert r.status == 404
         async with app.post(f"/api/conversations/{huge}/take", headers=headers) as r:
             assert r.status == 404
+    for method, path, _, _ in api_routes(app):  # every route with a row id in its path, whoever wrote it
+        if re.search(r"\{(id|mid|\w+_id)\b", path) and not NOT_FUZZED.match(path):
+            async with app.request(method, fill(path, {n: str(2**63) for n in ("id", "mid")}), headers=headers,
+                                   json={}) as r:
+                assert r.status == 404, (method, path, r.status)
     async with app.get("/api/conversations/2147483647", headers=headers) as r:
         assert r.status == 404 and (await r.json())["error"] == "no such conversation"  # the handler's own
     for url in ("/api/content/responses/%00/vi", "/api/queue?x=%00", "/l/abc%00"):
@@ -242,14 +254,14 @@ async def test_out_of_range_ids_and_nul_characters_are_client_errors(app):
     assert text == "xin chao"
 
 
-async def test_oversized_malformed_and_forged_requests_store_nothing(app):
-    before = await last_message_id(app)
+async def test_oversized_malformed_and_forged_requests_store_nothing(one_app):
+    before = await last_message_id(one_app)
     big = encode(messenger_text_event("big", "x" * (1024 * 1024 + 10), "m-big"))
     for path, headers in (("/webhooks/messenger", sign_messenger(big, APP_SECRET)), ("/webhooks/zalo", {})):
-        async with app.post(path, data=big, headers=headers) as r:
+        async with one_app.post(path, data=big, headers=headers) as r:
             assert r.status == 413
     malformed = b'{"object": "page", "entry": [ '
-    async with app.post("/webhooks/messenger", data=malformed, headers=sign_messenger(malformed, APP_SECRET)) as r:
+    async with one_app.post("/webhooks/messenger", data=malformed, headers=sign_messenger(malformed, APP_SECRET)) as r:
         assert r.status == 400
     good = encode(messenger_text_event("forge", "xin chao", "m-forge"))
     forged = [{"X-Hub-Signature-256": "sha256=" + "0" * 64},
@@ -258,25 +270,26 @@ async def test_oversized_malformed_and_forged_requests_store_nothing(app):
               {"X-Hub-Signature-256": "sha256=" + "1" * 64, "X-Hub-Signature": sign_messenger(good, APP_SECRET)["X-Hub-Signature"]},
               {"X-Hub-Signature-256": "sha256="}, {"X-Hub-Signature-256": "garbage"}, {}]
     for headers in forged:
-        async with app.post("/webhooks/messenger", data=good, headers=headers) as r:
+        async with one_app.post("/webhooks/messenger", data=good, headers=headers) as r:
             assert r.status == 403, headers
     # a body changed after signing
     tampered = good.replace(b"xin chao", b"xin chaO")
-    async with app.post("/webhooks/messenger", data=tampered, headers=sign_messenger(good, APP_SECRET)) as r:
+    async with one_app.post("/webhooks/messenger", data=tampered, headers=sign_messenger(good, APP_SECRET)) as r:
         assert r.status == 403
     zraw = encode(zalo_text_event("forge-z", "xin chao", "z-forge"))
     zheaders = sign_zalo_raw(zraw)
     for headers in ({"X-ZEvent-Signature": "mac=" + "0" * 64}, {},
                     {"X-ZEvent-Signature": zheaders["X-ZEvent-Signature"][:-2]}):
-        async with app.post("/webhooks/zalo", data=zraw, headers=headers) as r:
+        async with one_app.post("/webhooks/zalo", data=zraw, headers=headers) as r:
             assert r.status == 403
     other_app = encode({**zalo_text_event("forge-z", "hi", "z-other"), "app_id": "999"})
-    async with app.post("/webhooks/zalo", data=other_app, headers=sign_zalo_raw(other_app)) as r:
+    async with one_app.post("/webhooks/zalo", data=other_app, headers=sign_zalo_raw(other_app)) as r:
         assert r.status == 403
-    assert await inbound_since(app, before) == []
+    assert await inbound_since(one_app, before) == []
 
 
-async def test_replayed_webhooks_are_stored_and_answered_once(app, fakes):
+async def test_replayed_webhooks_are_stored_and_answered_once(one_app, fakes):
+    app = one_app
     user = f"replay-{uuid.uuid4().hex[:6]}"
     raw = encode(messenger_text_event(user, "xin chao lan mot", f"{user}-m1"))
     headers = sign_messenger(raw, APP_SECRET)
@@ -319,10 +332,10 @@ async def login(client: Any, name: str, password: str = PASSWORD) -> tuple[int, 
         return r.status, (await r.json())
 
 
-async def test_brute_force_is_throttled_across_replicas(aiohttp_client, database, fakes):
+async def test_brute_force_is_throttled_across_replicas(aiohttp_client, one_database, fakes):
     """Five wrong passwords for one account, spread over two replicas: the sixth attempt — even
     with the right password, on either replica — is refused with 429 and Retry-After."""
-    settings = gateway_settings(database, fakes)
+    settings = gateway_settings(one_database, fakes)
     a = await replica(aiohttp_client, settings, "brute-a")
     b = await replica(aiohttp_client, settings, "brute-b")
     await clear_throttle(a)
@@ -361,20 +374,20 @@ def fill(path: str, values: dict[str, str] | None = None) -> str:
     return re.sub(r"\{(\w+)(?::[^}]*)?\}", lambda m: quote(values.get(m.group(1), "1"), safe=""), path)
 
 
-async def test_every_api_route_is_guarded_and_no_role_reaches_another_role_s_endpoints(app):
-    routes = api_routes(app)
+async def test_every_api_route_is_guarded_and_no_role_reaches_another_role_s_endpoints(one_app):
+    routes = api_routes(one_app)
     assert len(routes) >= 15, routes
     open_routes = {("POST", "/api/login"), ("GET", "/api/live")}  # the WebSocket checks its own sign-in
     clients: dict[str, tuple[Any, str]] = {}
-    await clear_throttle(app)
+    await clear_throttle(one_app)
     for role in ROLES:
-        client = TestClient(app.server)
+        client = TestClient(one_app.server)
         await client.start_server()
-        name = await make_staff(app, role)
+        name = await make_staff(one_app, role)
         status, body = await login(client, name)
         assert status == 200
         clients[role] = (client, body["csrf_token"])
-    anonymous = TestClient(app.server)
+    anonymous = TestClient(one_app.server)
     await anonymous.start_server()
     checked = 0
     try:
@@ -453,12 +466,12 @@ async def test_fuzzed_console_api_never_fails_with_5xx(app, data):
         app._fuzz_admin = None
 
 
-async def test_behind_a_trusted_proxy_throttling_counts_clients_and_spoofing_does_not_help(aiohttp_client, database,
-                                                                                         fakes):
+async def test_behind_a_trusted_proxy_throttling_counts_clients_and_spoofing_does_not_help(aiohttp_client,
+                                                                                         one_database, fakes):
     """Behind nginx every request comes from 127.0.0.1: with TRUSTED_PROXIES the address throttle
     counts the client of X-Forwarded-For (one attacker cannot lock every counselor out); without
     it the header is ignored (an attacker cannot dodge the throttle by inventing addresses)."""
-    proxied = await replica(aiohttp_client, gateway_settings(database, fakes, trusted_proxies=("127.0.0.1/32",)),
+    proxied = await replica(aiohttp_client, gateway_settings(one_database, fakes, trusted_proxies=("127.0.0.1/32",)),
                             "proxied")
     await clear_throttle(proxied)
     name = await make_staff(proxied, "counselor")
@@ -481,7 +494,7 @@ async def test_behind_a_trusted_proxy_throttling_counts_clients_and_spoofing_doe
         ips = {f.ip for f in await s.scalars(select(LoginFailure))}
     assert ips == {"203.0.113.66"}
 
-    direct = await replica(aiohttp_client, gateway_settings(database, fakes), "direct")
+    direct = await replica(aiohttp_client, gateway_settings(one_database, fakes), "direct")
     await clear_throttle(direct)
     for i in range(20):  # without trusted proxies, inventing addresses does not help
         status, _ = await attempt(direct, f"192.0.2.{i}", f"guess-{i}", "x")

@@ -45,19 +45,19 @@ async def post(client, payload: dict) -> int:
 
 
 async def test_a_lease_that_expires_mid_message_never_answers_twice(aiohttp_client, database, fakes, monkeypatch):
-    monkeypatch.setattr(inbox, "LEASE", timedelta(seconds=0.4))
-    fakes.rasa.delay_s = 1.0  # every message outlasts the lease
+    monkeypatch.setattr(inbox, "LEASE", timedelta(seconds=0.3))
+    fakes.rasa.delay_s = 0.7  # every message outlasts the lease
     settings = gateway_settings(database, fakes)
     a = await replica(aiohttp_client, settings, "replica-a")
     b = await replica(aiohttp_client, settings, "replica-b")
     user = f"lease-{uuid.uuid4().hex[:8]}"
 
     assert await post(a, messenger_text_event(user, "mot", f"{user}-1")) == 200
-    await asyncio.sleep(0.6)  # replica A waits on Rasa; its lease has run out
+    await asyncio.sleep(0.45)  # replica A waits on Rasa; its lease has run out
     assert await post(b, messenger_text_event(user, "hai", f"{user}-2")) == 200  # wakes replica B
 
     await eventually(lambda: len(fakes.graph.texts_to(user)) >= 2, timeout=20)
-    await asyncio.sleep(2.5)  # a second handling of either message would have been sent by now
+    await asyncio.sleep(2.0)  # a second handling of either message would have been sent by now
     assert fakes.graph.texts_to(user) == ["[vi] bot: mot", "[vi] bot: hai"]
     # the replicas did race for the conversation: Rasa saw at least one message twice
     assert len([r for r in fakes.rasa.received if r["sender"] == f"messenger-{user}"]) > 2

@@ -259,7 +259,18 @@ def run_bot(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-async def test_the_commands(database, sessions, tracker, tmp_path):
+@pytest.fixture
+async def one_sessions(one_database: str):
+    engine = async_engine(one_database)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_the_commands(one_database, one_sessions, tracker, tmp_path):
+    """The commands on one backend (PostgreSQL when available): what they call is tested on both."""
+    database, sessions = one_database, one_sessions
     world = await World().build(sessions)
     user = world.user("closed_old")
     await add_tracker_events(tracker, f"messenger-{user}", 2)

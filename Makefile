@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 # Commands that serve or touch the database read .env; the real environment wins over it.
 WITH_ENV := HOTLINE_ENV_FILE=.env
 
-.PHONY: help setup install model run test test-fast test-slow test-browser evaluate migrate validate bench clean
+.PHONY: help setup install model run test test-fast test-slow test-browser test-production evaluate migrate validate bench bench-load clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -57,11 +57,17 @@ test: install ## the whole suite: unit, data validation, model tests, end to end
 test-fast: install ## unit and API tests only (no trained model needed)
 	$(PY) -m pytest -m "not slow and not browser"
 
+test-production: install ## PostgreSQL, Redis, replicas, faults, hostile input (needs TEST_DATABASE_URL, TEST_REDIS_URL)
+	$(PY) -m pytest tests/production
+
 evaluate: install model ## NLU report on the held-out set -> docs/NLU.md
 	$(PY) -m bot.nlu_eval --model models --heldout tests/nlu/heldout.yml --out docs/NLU.md --train-report var/train-report.json
 
 bench: setup ## benchmarks -> docs/BENCHMARKS.md
 	$(PY) -m bench
+
+bench-load: install ## sustained load through 1 and 2 gateway replicas on PostgreSQL + Redis -> docs/BENCHMARKS.md
+	$(PY) -m bench.load --write
 
 clean: ## remove the environment, trained models and local data
 	rm -rf $(VENV) models var

@@ -1010,7 +1010,8 @@ MEASURE_EXAMPLE = "trung tâm Đà Nẵng làm việc đến mấy giờ tối"
 MEASURE_COPY = ("config.yml", "domain.yml", "nlu_data", "content", "docs/INTENTS.md", "tests/nlu/heldout.yml")
 
 
-async def measure(rasa_url: str, rasa_token: str | None, epochs: int | None = None) -> dict[str, Any]:
+async def measure(rasa_url: str, rasa_token: str | None, epochs: int | None = None, intent: str = "faq_hours",
+                  example: str = MEASURE_EXAMPLE) -> dict[str, Any]:
     """Time a whole publish of one added example on a copy of the repository (the checkout is not
     touched) against a running Rasa server; the model Rasa served before is loaded back after."""
     from types import SimpleNamespace
@@ -1047,7 +1048,7 @@ async def measure(rasa_url: str, rasa_token: str | None, epochs: int | None = No
             publisher = Publisher(config, sessions, http, "measure")
             before = await publisher.steps.serving()
             async with sessions() as session:
-                session.add(ExampleChange(op="add", intent="faq_hours", text=MEASURE_EXAMPLE, state="pending",
+                session.add(ExampleChange(op="add", intent=intent, text=example, state="pending",
                                           created_by="measure", created_at=utcnow()))
                 await session.commit()
             started = time.monotonic()
@@ -1079,13 +1080,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                                         "against a running Rasa server (--enable-api)")
     me.add_argument("--rasa-url", default=None, help="default: RASA_URL or http://127.0.0.1:5005")
     me.add_argument("--epochs", type=int, default=None, help="fewer DIET epochs (smoke test only)")
+    me.add_argument("--intent", default="faq_hours", help="the intent the example is added to")
+    me.add_argument("--example", default=MEASURE_EXAMPLE, help="the example question added")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.command == "measure":
         from bot.settings import Settings
 
         settings = Settings.from_env()
-        result = asyncio.run(measure(args.rasa_url or settings.rasa_url, settings.rasa_token, args.epochs))
+        result = asyncio.run(measure(args.rasa_url or settings.rasa_url, settings.rasa_token, args.epochs,
+                                     args.intent, args.example))
         print(json.dumps(result, indent=2))
         return 0 if result["state"] == "done" else 1
     return _evaluate_main(args)

@@ -80,6 +80,7 @@ POSITIVES: list[tuple[str, str]] = [
     ("sold", "i have been trafficked"),
     ("marriage", "bố mẹ ép em lấy chồng trung quốc"),
     ("marriage", "e bi ep lay chong tq"),
+    ("marriage", "gia dinh bat e cuoi nguoi dai loan"),
     ("marriage", "gia đình ép em cưới một người bên kia biên giới"),
     ("marriage", "my family is forcing me to marry a man i never met"),
     # forced to serve customers, forced labour, debt, quotas, scam compounds
@@ -165,6 +166,7 @@ NEGATIVES: list[str] = [
     "giữ hộ em cái túi",
     # bắt đầu (begin), chi tiêu (spending), lừa qua mạng (online scam), cuối (end), gà (chicken)
     "tôi bắt đầu làm việc không lâu",
+    "bắt đầu cưới người yêu vào tháng sau",
     "bắt đầu trả nợ ngân hàng từ tháng sau",
     "lương không đủ chi tiêu",
     "tháng này không đạt chỉ tiêu doanh số",

@@ -13,6 +13,7 @@ from sqlalchemy.orm import sessionmaker
 from bot.db.session import async_engine, session_factory
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_EXIT_STATUS = pytest.StashKey[int]()
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +44,23 @@ async def sessions(db_url: str) -> AsyncIterator[sessionmaker]:
         yield session_factory(engine)
     finally:
         await engine.dispose()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A database driver thread left behind by a cancelled test (aiosqlite) must not keep the
+    interpreter alive after the summary: CI would wait for it forever. Exit with pytest's status."""
+    import os
+    import sys
+    import threading
+
+    status = config.stash.get(_EXIT_STATUS, None)
+    if status is not None and any(t.is_alive() and not t.daemon for t in threading.enumerate()
+                                  if t is not threading.main_thread()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)

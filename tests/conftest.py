@@ -37,6 +37,19 @@ def db_url(tmp_path: Path, _template_db: Path) -> str:
 
 
 @pytest.fixture
+async def fakes():
+    """Fake Graph, Zalo and Rasa servers on 127.0.0.1 for a gateway under test."""
+    from types import SimpleNamespace
+
+    from tests.fakes.graph import FakeGraph
+    from tests.fakes.rasa import FakeRasa
+    from tests.fakes.zalo import FakeZalo
+
+    async with FakeGraph(timeout_delay=3) as graph, FakeZalo(timeout_delay=3) as zalo, FakeRasa() as rasa:
+        yield SimpleNamespace(graph=graph, zalo=zalo, rasa=rasa)
+
+
+@pytest.fixture
 async def sessions(db_url: str) -> AsyncIterator[sessionmaker]:
     """An async session factory on the fresh database."""
     engine = async_engine(db_url)

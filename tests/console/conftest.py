@@ -17,21 +17,12 @@ from bot.app import create_app
 from bot.db.models import Case, Conversation, utcnow
 from bot.keys import gateway_key
 from bot.settings import PROJECT_ROOT, Settings
-from tests.fakes.graph import FakeGraph
 from tests.fakes.payloads import ZALO_APP_ID, encode, sign_messenger
-from tests.fakes.rasa import FakeRasa
-from tests.fakes.zalo import FakeZalo
 
 APP_SECRET = "console-test-app-secret"
 OA_SECRET = "console-test-oa-secret"
 PASSWORD = "Correct-Horse-9-battery"
 RISK_TEXT = "em bị nhốt ở đây, cứu em"  # the safety screen: emergency, "held or locked in"
-
-
-@pytest.fixture
-async def fakes():
-    async with FakeGraph(timeout_delay=3) as graph, FakeZalo(timeout_delay=3) as zalo, FakeRasa() as rasa:
-        yield SimpleNamespace(graph=graph, zalo=zalo, rasa=rasa)
 
 
 @pytest.fixture

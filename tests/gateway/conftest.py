@@ -11,20 +11,11 @@ import pytest
 from bot.app import create_app
 from bot.keys import gateway_key
 from bot.settings import PROJECT_ROOT, Settings
-from tests.fakes.graph import FakeGraph
 from tests.fakes.payloads import ZALO_APP_ID, encode, sign_messenger, sign_zalo
-from tests.fakes.rasa import FakeRasa
-from tests.fakes.zalo import FakeZalo
 
 APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"
 OA_SECRET = "test-oa-secret"
-
-
-@pytest.fixture
-async def fakes():
-    async with FakeGraph(timeout_delay=3) as graph, FakeZalo(timeout_delay=3) as zalo, FakeRasa() as rasa:
-        yield SimpleNamespace(graph=graph, zalo=zalo, rasa=rasa)
 
 
 @pytest.fixture

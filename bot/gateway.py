@@ -7,7 +7,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Awaitable, Iterable
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -41,6 +41,7 @@ class Gateway:
     tasks: list[asyncio.Task] = field(default_factory=list)
     fanout: Any = None  # bot.redis_fanout.RedisFanout when REDIS_URL is set
     background: set[asyncio.Task] = field(default_factory=set)  # fire-and-forget work, e.g. typing
+    inbox_hints: set[int] = field(default_factory=set)  # conversations just given a new message
 
     def start(self) -> None:
         from bot import inbox, outbox
@@ -62,8 +63,21 @@ class Gateway:
     async def redis_ok(self) -> bool:
         return self.fanout is not None and await self.fanout.ping()
 
-    def wake_inbox(self) -> None:
+    def wake_inbox(self, conversation_ids: Iterable[int] = ()) -> None:
+        """Wake the inbox worker; the conversations named are taken at once, without a scan."""
+        self.inbox_hints.update(conversation_ids)
         self.inbox_event.set()
+
+    def take_inbox_hints(self) -> list[int]:
+        hints = sorted(self.inbox_hints)
+        self.inbox_hints.clear()
+        return hints
+
+    def spawn(self, work: Awaitable[Any]) -> None:
+        """Fire-and-forget work that stop() cancels (a typing indicator, a reply sent at once)."""
+        task = asyncio.ensure_future(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     def wake_outbox_at(self, when: datetime | None) -> None:
         delay = 0.0 if when is None else max(0.0, (when - utcnow()).total_seconds())

@@ -65,7 +65,7 @@ async def _conversation(session: Any, channel: str, user_id: str) -> Conversatio
 async def store(gw: "Gateway", events: Iterable[InboundMessage]) -> int:
     """Store verified events; a redelivered event (same channel + external id) is a no-op.
     Returns how many were new. Commits before returning: only then may the webhook answer 200."""
-    new = 0
+    new, conversations = 0, set()
     async with gw.sessions() as session:
         for ev in events:
             conv = await _conversation(session, ev.channel, ev.user_id)
@@ -80,11 +80,13 @@ async def store(gw: "Gateway", events: Iterable[InboundMessage]) -> int:
                 conversation_id=conv.id, direction="in", author="user", channel=ev.channel,
                 external_id=ev.external_id, text=nfc(ev.text) if ev.text else None, payload=payload,
                 status="pending", attempts=0, sent_ts=ev.ts, created_at=utcnow())))
-            new += result.rowcount or 0
+            if result.rowcount:
+                new += result.rowcount
+                conversations.add(conv.id)
         await session.commit()
     if new:
         gw.metrics.inc("inbound_messages_total", amount=new)
-        gw.wake_inbox()
+        gw.wake_inbox(conversations)
     return new
 
 
@@ -127,6 +129,13 @@ async def _still_leased(gw: "Gateway", session: Any, conv_id: int) -> bool:
     return result.rowcount == 1
 
 
+def _lease_may_have_lapsed(leased_at: float) -> bool:
+    """Whether the lease taken (or renewed) at `leased_at` must be checked before a commit. Until a
+    third of it has passed no other replica can have taken it, even with clocks some seconds apart
+    (replicas keep time with NTP), so a quick message commits without the extra statement."""
+    return time.monotonic() - leased_at > LEASE.total_seconds() / 3
+
+
 async def _unlease(gw: "Gateway", conv_id: int) -> None:
     async with gw.sessions() as session:
         await session.execute(update(Conversation).where(Conversation.id == conv_id,
@@ -137,6 +146,7 @@ async def _unlease(gw: "Gateway", conv_id: int) -> None:
 
 async def process_conversation(gw: "Gateway", conv_id: int) -> None:
     """Handle the conversation's pending messages oldest first; stop at one that must wait."""
+    leased_at = time.monotonic()
     if not await _lease(gw, conv_id):
         return
     try:
@@ -153,7 +163,7 @@ async def process_conversation(gw: "Gateway", conv_id: int) -> None:
                 msg_id = msg.id
                 try:
                     events = await handle(gw, session, msg)
-                    if not await _still_leased(gw, session, conv_id):
+                    if _lease_may_have_lapsed(leased_at) and not await _still_leased(gw, session, conv_id):
                         # another replica took the conversation after our lease ran out, and
                         # handles this message itself: our replies must not be committed too
                         await session.rollback()
@@ -161,16 +171,20 @@ async def process_conversation(gw: "Gateway", conv_id: int) -> None:
                         logger.warning("conversation %s: lease lost while handling message %s; "
                                        "left to the replica that holds it", conv_id, msg_id)
                         return
+                    leased_at = time.monotonic()  # renewed (or still fresh) as of this commit
                     await session.commit()
+                    outbox.send_soon(gw, outbox.enqueued(session))
                 except Exception:
                     logger.exception("conversation %s: message %s could not be processed", conv_id, msg_id)
                     await session.rollback()
+                    outbox.enqueued(session)  # rolled back: nothing to send
                     events = await _processing_failed(gw, conv_id, msg_id)
+                    gw.outbox_event.set()
+                    leased_at = time.monotonic()
+                    if not await _lease(gw, conv_id):  # renew; lost only if we stalled past the lease
+                        return
             for event in events:
                 await gw.live.publish(event)
-            gw.outbox_event.set()
-            if not await _lease(gw, conv_id):  # renew; lost only if we stalled past the lease
-                return
     finally:
         await _unlease(gw, conv_id)
 
@@ -209,13 +223,24 @@ async def run(gw: "Gateway") -> None:
                 logger.exception("processing conversation %s failed; its messages stay pending", conv_id)
             finally:
                 active.pop(conv_id, None)
+                scan_now.set()  # a message may have arrived while it was finishing
                 gw.inbox_event.set()
 
+    last_scan = 0.0
+    scan_now = asyncio.Event()
     try:
         while not gw.stopping:
             gw.inbox_event.clear()
             try:
-                for conv_id in await _due_conversations(gw):
+                # Conversations that just received a message start at once; the scan for every
+                # due one (retries, other replicas' leftovers) runs when nothing is hinted, and
+                # at least every second.
+                due = gw.take_inbox_hints()
+                if not due or scan_now.is_set() or time.monotonic() - last_scan > 1.0:
+                    last_scan = time.monotonic()
+                    scan_now.clear()
+                    due += await _due_conversations(gw)
+                for conv_id in due:
                     if conv_id not in active:
                         active[conv_id] = asyncio.create_task(guarded(conv_id))
             except Exception:
@@ -383,9 +408,7 @@ def _show_typing(gw: "Gateway", conv: Conversation) -> None:
         except Exception as exc:  # never let an indicator get in the way of the answer
             logger.debug("typing indicator failed: %s", type(exc).__name__)
 
-    task = asyncio.create_task(show())
-    gw.background.add(task)
-    task.add_done_callback(gw.background.discard)
+    gw.spawn(show())
 
 
 async def _apply_replies(gw: "Gateway", session: Any, conv: Conversation, replies: list[dict[str, Any]],

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import aliased
 
 from bot.db.models import Conversation, Message, utcnow
 from bot.senders import Outgoing
@@ -36,7 +37,33 @@ def enqueue(session: Any, conv: Conversation, text: str, *, author: str = "bot",
     row = Message(conversation_id=conv.id, direction="out", author=author, channel=conv.channel, text=text,
                   payload=payload or None, status="pending", account_id=account_id)
     session.add(row)
+    session.info.setdefault(_ENQUEUED, []).append(row)
     return row
+
+
+_ENQUEUED = "outbox_rows"
+
+
+def enqueued(session: Any) -> list[int]:
+    """The ids of the rows this session enqueued, once; call after the commit."""
+    return [row.id for row in session.info.pop(_ENQUEUED, []) if row.id is not None]
+
+
+def send_soon(gw: "Gateway", message_ids: list[int]) -> None:
+    """Send rows just committed without waiting for the sender loop to find them, in order. A row
+    that another sender claimed first, or that waits behind an older unsent row of its
+    conversation, is left to the loop (and so are the rows after it)."""
+    if not message_ids:
+        return
+
+    async def send_in_order() -> None:
+        for mid in message_ids:
+            if gw.stopping or not await _claim(gw, mid):
+                gw.outbox_event.set()
+                return
+            await send_one(gw, mid)
+
+    gw.spawn(send_in_order())
 
 
 def reply_window(conv: Conversation, now: datetime | None = None) -> dict[str, Any]:
@@ -87,10 +114,19 @@ async def _due(gw: "Gateway", limit: int = 50) -> list[int]:
 
 
 async def _claim(gw: "Gateway", message_id: int) -> bool:
+    """Take a due row for sending; refused when another sender holds it or when an older row of
+    its conversation is still unsent (rows of one conversation go out in order)."""
+    older = aliased(Message)
+    now = utcnow()
     async with gw.sessions() as session:
         result = await session.execute(
-            update(Message).where(and_(Message.id == message_id, Message.status == "pending"))
-            .values(status="sending", lease_until=utcnow() + SEND_LEASE))
+            update(Message).where(and_(
+                Message.id == message_id, Message.status == "pending",
+                or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now),
+                ~select(older.id).where(older.conversation_id == Message.conversation_id, older.direction == "out",
+                                        older.status.in_(("pending", "sending")), older.id < message_id)
+                .exists()))
+            .values(status="sending", lease_until=now + SEND_LEASE).execution_options(synchronize_session=False))
         await session.commit()
         return result.rowcount == 1
 

@@ -65,7 +65,7 @@ async def _send(request: web.Request, text: str, payload: dict[str, Any] | None 
         await session.commit()
         event = {"type": "message", "conversation_id": cid, "message": message_json(row, {me.id: me})}
     await gw.live.publish(event)
-    gw.outbox_event.set()
+    outbox.send_soon(gw, outbox.enqueued(session))
     return web.json_response({"message_id": row.id, "status": row.status,
                               "human_agent": conv.channel == "messenger" and not window.get("bot_open", False)},
                              status=202)

@@ -9,8 +9,13 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 logger = logging.getLogger(__name__)
+# Kept SQLite connections: enough for the inbox and outbox workers and webhooks at once (a
+# conversation's session holds one while Rasa answers); overflow connections close when returned.
+SQLITE_POOL_SIZE = 20
+SQLITE_POOL_OVERFLOW = 40
 
 
 def _url(database_url: str, *, asynchronous: bool) -> URL:
@@ -43,7 +48,14 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def async_engine(database_url: str) -> AsyncEngine:
     url = _url(database_url, asynchronous=True)
     if url.get_backend_name() == "sqlite":
-        engine = create_async_engine(url, future=True)
+        # SQLAlchemy's default for an aiosqlite file is NullPool: a new connection, its thread and
+        # the PRAGMAs for every session, about 6 ms each, several times per message. Kept
+        # connections make a session cost microseconds. (An in-memory database keeps its
+        # default StaticPool: a new connection would be a new, empty database.) Whoever creates
+        # an engine disposes of it: a pooled aiosqlite connection holds a non-daemon thread.
+        pooled = {"poolclass": AsyncAdaptedQueuePool, "pool_size": SQLITE_POOL_SIZE,
+                  "max_overflow": SQLITE_POOL_OVERFLOW} if url.database not in (None, "", ":memory:") else {}
+        engine = create_async_engine(url, future=True, **pooled)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
         engine = create_async_engine(url, future=True, pool_pre_ping=True, pool_size=10, max_overflow=10)

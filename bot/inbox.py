@@ -8,10 +8,11 @@ either fully handled or still pending — never answered twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -34,6 +35,7 @@ RASA_DOWN_NOTICE_EVERY = timedelta(minutes=10)
 PROCESSING_ATTEMPTS = 3
 RASA_RETRY_MAX_S = 10  # a message waiting for Rasa is tried at least this often
 RASA_MAX_TEXT = 4_000  # platforms cap a message at about 2,000 characters; anything longer is odd
+TYPING_AFTER_S = 0.3  # Messenger's typing indicator when Rasa has not answered by then
 MAX_TEXT = 20_000  # longer texts are cut for processing; the stored raw event keeps everything
 
 
@@ -172,12 +174,13 @@ async def process_conversation(gw: "Gateway", conv_id: int) -> None:
                                        "left to the replica that holds it", conv_id, msg_id)
                         return
                     leased_at = time.monotonic()  # renewed (or still fresh) as of this commit
+                    await outbox.claim_enqueued(session)
                     await session.commit()
-                    outbox.send_soon(gw, outbox.enqueued(session))
+                    outbox.send_soon(gw, session)
                 except Exception:
                     logger.exception("conversation %s: message %s could not be processed", conv_id, msg_id)
                     await session.rollback()
-                    outbox.enqueued(session)  # rolled back: nothing to send
+                    outbox.discard_enqueued(session)
                     events = await _processing_failed(gw, conv_id, msg_id)
                     gw.outbox_event.set()
                     leased_at = time.monotonic()
@@ -365,10 +368,10 @@ async def handle(gw: "Gateway", session: Any, msg: Message) -> list[dict[str, An
     from bot.rasa_client import RasaUnavailable
 
     metadata = {"channel": conv.channel, "language": lang}
-    _show_typing(gw, conv)
     try:
         t0 = time.perf_counter()
-        replies = await gw.rasa.send(sender_id(conv), text[:RASA_MAX_TEXT], metadata)
+        async with _typing_while_slow(gw, conv):
+            replies = await gw.rasa.send(sender_id(conv), text[:RASA_MAX_TEXT], metadata)
         gw.metrics.observe("rasa_seconds", time.perf_counter() - t0)
     except RasaUnavailable as exc:
         logger.warning("conversation %s: %s; the message stays pending", conv.id, exc)
@@ -395,11 +398,15 @@ def where_from(resolution: dict[str, Any]) -> str | None:
     return ", ".join(p for p in (place, area) if p) or None
 
 
-def _show_typing(gw: "Gateway", conv: Conversation) -> None:
-    """Messenger's typing indicator while Rasa thinks: best effort, outside the outbox."""
+@contextlib.asynccontextmanager
+async def _typing_while_slow(gw: "Gateway", conv: Conversation) -> AsyncIterator[None]:
+    """Messenger's typing indicator while Rasa thinks, shown only when the answer takes longer
+    than TYPING_AFTER_S (a quick answer needs none, and each indicator is an API call); best
+    effort, outside the outbox."""
     sender = gw.senders.get(conv.channel)
     typing = getattr(sender, "typing", None)
     if typing is None:
+        yield
         return
 
     async def show() -> None:
@@ -408,7 +415,15 @@ def _show_typing(gw: "Gateway", conv: Conversation) -> None:
         except Exception as exc:  # never let an indicator get in the way of the answer
             logger.debug("typing indicator failed: %s", type(exc).__name__)
 
-    gw.spawn(show())
+    async def after_a_while() -> None:
+        await asyncio.sleep(TYPING_AFTER_S)
+        gw.spawn(show())  # once started, it is not cancelled with the wait
+
+    waiting = asyncio.create_task(after_a_while())
+    try:
+        yield
+    finally:
+        waiting.cancel()
 
 
 async def _apply_replies(gw: "Gateway", session: Any, conv: Conversation, replies: list[dict[str, Any]],

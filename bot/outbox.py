@@ -44,26 +44,48 @@ def enqueue(session: Any, conv: Conversation, text: str, *, author: str = "bot",
 _ENQUEUED = "outbox_rows"
 
 
-def enqueued(session: Any) -> list[int]:
-    """The ids of the rows this session enqueued, once; call after the commit."""
-    return [row.id for row in session.info.pop(_ENQUEUED, []) if row.id is not None]
+async def claim_enqueued(session: Any) -> None:
+    """Just before the commit: when nothing older of their conversations is unsent, the rows this
+    session enqueued are committed already claimed (`sending`), so that `send_soon` can send them
+    without another transaction; otherwise they wait their turn in the sender loop. Rows left
+    `sending` by a crash go back to pending when their lease runs out (`release_stale`)."""
+    rows = session.info.get(_ENQUEUED)
+    if not rows:
+        return
+    with session.no_autoflush:  # the new rows are not in the database yet
+        older = await session.scalar(
+            select(Message.id).where(Message.conversation_id.in_({r.conversation_id for r in rows}),
+                                     Message.direction == "out", Message.status.in_(("pending", "sending")))
+            .limit(1))
+    if older is None:
+        until = utcnow() + SEND_LEASE
+        for row in rows:
+            row.status, row.lease_until = "sending", until
 
 
-def send_soon(gw: "Gateway", message_ids: list[int]) -> None:
-    """Send rows just committed without waiting for the sender loop to find them, in order. A row
-    that another sender claimed first, or that waits behind an older unsent row of its
-    conversation, is left to the loop (and so are the rows after it)."""
-    if not message_ids:
+def send_soon(gw: "Gateway", session: Any) -> None:
+    """After the commit: send the rows the session claimed (`claim_enqueued`) at once, in order,
+    rather than when the sender loop finds them. A row that must be retried stops the rest: they
+    go back to the loop, which keeps the conversation's order."""
+    rows = session.info.pop(_ENQUEUED, [])
+    claimed = [row.id for row in rows if row.status == "sending" and row.id is not None]
+    if len(claimed) < len(rows):
+        gw.outbox_event.set()
+    if not claimed:
         return
 
     async def send_in_order() -> None:
-        for mid in message_ids:
-            if gw.stopping or not await _claim(gw, mid):
-                gw.outbox_event.set()
+        for index, mid in enumerate(claimed):
+            if gw.stopping or await send_one(gw, mid) == "pending":
+                await _release(gw, claimed[index + 1:])
                 return
-            await send_one(gw, mid)
 
     gw.spawn(send_in_order())
+
+
+def discard_enqueued(session: Any) -> None:
+    """After a rollback: the enqueued rows do not exist."""
+    session.info.pop(_ENQUEUED, None)
 
 
 def reply_window(conv: Conversation, now: datetime | None = None) -> dict[str, Any]:
@@ -96,6 +118,16 @@ async def release_stale(gw: "Gateway") -> int:
                                   Message.lease_until < utcnow()).values(status="pending", lease_until=None))
         await session.commit()
         return result.rowcount or 0
+
+
+async def _release(gw: "Gateway", message_ids: list[int]) -> None:
+    """Claimed rows that will not be sent now go back to pending for the sender loop."""
+    if message_ids:
+        async with gw.sessions() as session:
+            await session.execute(update(Message).where(Message.id.in_(message_ids), Message.status == "sending")
+                                  .values(status="pending", lease_until=None))
+            await session.commit()
+    gw.outbox_event.set()
 
 
 async def _due(gw: "Gateway", limit: int = 50) -> list[int]:
@@ -131,10 +163,12 @@ async def _claim(gw: "Gateway", message_id: int) -> bool:
         return result.rowcount == 1
 
 
-async def send_one(gw: "Gateway", message_id: int) -> None:
+async def send_one(gw: "Gateway", message_id: int) -> str:
+    """Send one claimed row; returns its new status (sent, pending for a retry, or failed)."""
     async with gw.sessions() as session:
-        row = await session.get(Message, message_id)
-        conv = await session.get(Conversation, row.conversation_id)
+        row, conv = (await session.execute(
+            select(Message, Conversation).join(Conversation, Conversation.id == Message.conversation_id)
+            .where(Message.id == message_id))).one()
         sender = gw.senders.get(row.channel)
         now = utcnow()
         window = reply_window(conv, now)
@@ -175,6 +209,7 @@ async def send_one(gw: "Gateway", message_id: int) -> None:
     if row.status == "pending":
         gw.wake_outbox_at(row.next_attempt_at)
     gw.outbox_event.set()  # the conversation's next row may be due now
+    return row.status
 
 
 async def run(gw: "Gateway") -> None:

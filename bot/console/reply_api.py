@@ -61,11 +61,11 @@ async def _send(request: web.Request, text: str, payload: dict[str, Any] | None 
             text = await gw.text("utter_share_location_link", lang, url=url)
             payload = {"link": {"title": "Gửi vị trí" if lang == "vi" else "Share location", "url": url}}
         row = outbox.enqueue(session, conv, text, author="counselor", payload=payload, account_id=me.id)
-        await session.flush()
+        await outbox.claim_enqueued(session)
         await session.commit()
         event = {"type": "message", "conversation_id": cid, "message": message_json(row, {me.id: me})}
     await gw.live.publish(event)
-    outbox.send_soon(gw, outbox.enqueued(session))
+    outbox.send_soon(gw, session)
     return web.json_response({"message_id": row.id, "status": row.status,
                               "human_agent": conv.channel == "messenger" and not window.get("bot_open", False)},
                              status=202)

@@ -1,6 +1,8 @@
 """The gateway from the outside: signed webhooks in, platform sends out, through a fake Rasa."""
 from __future__ import annotations
 
+import asyncio
+
 import json
 
 from sqlalchemy import func, select
@@ -239,9 +241,17 @@ async def test_health_ready_and_metrics(gateway, fakes):
 
 
 async def test_messenger_shows_typing_while_rasa_thinks(gateway, fakes):
+    fakes.rasa.delay_s = 0.6  # longer than TYPING_AFTER_S
     await post_messenger(gateway, messenger_text_event("typing", "xin chao", "m-typing"))
     await eventually(lambda: fakes.graph.texts_to("typing"))
     assert "typing_on" in fakes.graph.actions_to("typing")
+
+
+async def test_a_quick_answer_needs_no_typing_indicator(gateway, fakes):
+    await post_messenger(gateway, messenger_text_event("quick", "xin chao", "m-quick"))
+    await eventually(lambda: fakes.graph.texts_to("quick"))
+    await asyncio.sleep(0.5)  # past TYPING_AFTER_S: an indicator still waiting would have been sent
+    assert "typing_on" not in fakes.graph.actions_to("quick")
 
 
 async def test_very_long_and_odd_unicode_text(gateway, fakes):

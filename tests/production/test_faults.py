@@ -97,7 +97,7 @@ class Load:
     users: int
     per_user: int
     pause_s: float
-    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    tag: str = field(default_factory=lambda: f"{uuid.uuid4().int % 10**6:06d}")  # digits: no language of their own
     acked: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     redelivered: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from bot.db import sqlite_writes
+
 logger = logging.getLogger(__name__)
 # Kept SQLite connections: enough for the inbox and outbox workers and webhooks at once (a
 # conversation's session holds one while Rasa answers); overflow connections close when returned.
@@ -22,7 +24,7 @@ def _url(database_url: str, *, asynchronous: bool) -> URL:
     url = make_url(database_url)
     backend = url.get_backend_name()
     if backend == "sqlite":
-        driver = "aiosqlite" if asynchronous else "pysqlite"
+        driver = sqlite_writes.DRIVER if asynchronous else "pysqlite"
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     elif backend in ("postgresql", "postgres"):
@@ -55,7 +57,10 @@ def async_engine(database_url: str) -> AsyncEngine:
         # an engine disposes of it: a pooled aiosqlite connection holds a non-daemon thread.
         pooled = {"poolclass": AsyncAdaptedQueuePool, "pool_size": SQLITE_POOL_SIZE,
                   "max_overflow": SQLITE_POOL_OVERFLOW} if url.database not in (None, "", ":memory:") else {}
+        sqlite_writes.register()
         engine = create_async_engine(url, future=True, **pooled)
+        engine.sync_engine.dialect.database_path = (  # writers of one file take turns
+            str(Path(url.database).resolve()) if pooled else f":memory:{id(engine)}")
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
         engine = create_async_engine(url, future=True, pool_pre_ping=True, pool_size=10, max_overflow=10)
@@ -72,3 +77,4 @@ def sync_engine(database_url: str) -> Engine:
 
 def session_factory(engine: AsyncEngine) -> sessionmaker:
     return sessionmaker(engine, class_=AsyncSession, expire_on_commit=False, future=True)
+

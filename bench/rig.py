@@ -134,9 +134,6 @@ class Rig:
             fake_rasa = FakeRasa()
             fake_rasa.delay_s = rasa_delay_s
             rasa_url = await fake_rasa.start()
-        if os.environ.get("BENCH_SQLITE_POOL") == "1":  # the experiment of bench/pooled_gateway.py
-            inner = gateway_cmd[2:3] if gateway_cmd and gateway_cmd[1:2] == ["-m"] else []
-            gateway_cmd = [sys.executable, "-m", "bench.pooled_gateway", *inner]
         stack.add_gateway(env=gateway_env(database_url=database_url, rasa_url=rasa_url,
                                           **fake_platform_env(graph, zalo)), cmd=gateway_cmd)
         await asyncio.to_thread(stack.wait_ready, stack.launch())

@@ -21,6 +21,17 @@ from bot.senders import Sender
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
+STOP_GRACE_S = 5.0
+
+
+async def finish(tasks: list[asyncio.Task], grace_s: float) -> None:
+    """Wait up to `grace_s` for the tasks to end by themselves, then cancel the rest."""
+    pending = [t for t in tasks if not t.done()]
+    if pending:
+        _, pending_set = await asyncio.wait(pending, timeout=grace_s)
+        for task in pending_set:
+            task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @dataclass(eq=False)
@@ -53,12 +64,14 @@ class Gateway:
                       asyncio.create_task(outbox.run(self), name="outbox")]
 
     async def stop(self) -> None:
+        """Let the loops finish the message or send in hand (they check `stopping`), then cancel
+        what is still running after STOP_GRACE_S. Whatever is cut short stays pending in the
+        database and is taken again on the next start (or by another replica)."""
         self.stopping = True
         self.inbox_event.set()
         self.outbox_event.set()
-        for task in [*self.tasks, *self.background]:
-            task.cancel()
-        await asyncio.gather(*self.tasks, *self.background, return_exceptions=True)
+        await finish(self.tasks, STOP_GRACE_S)
+        await finish(list(self.background), STOP_GRACE_S)
 
     async def redis_ok(self) -> bool:
         return self.fanout is not None and await self.fanout.ping()

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from bot import escalation, outbox
 from bot.db.models import Conversation, Location, Message, utcnow
 from bot.dbutil import insert_ignoring_duplicates
+from bot.gateway import STOP_GRACE_S, finish
 from bot.language import detect_language
 from bot.text import fold, nfc
 from channels.base import InboundMessage
@@ -254,10 +255,7 @@ async def run(gw: "Gateway") -> None:
             except asyncio.TimeoutError:
                 pass
     finally:
-        tasks = list(active.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await finish(list(active.values()), STOP_GRACE_S)  # the message or send in hand, then cancel
 
 
 # ---------------------------------------------------------------- one message

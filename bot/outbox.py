@@ -15,6 +15,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from bot.db.models import Conversation, Message, utcnow
+from bot.gateway import STOP_GRACE_S, finish
 from bot.senders import Outgoing
 from channels.base import SendError
 
@@ -37,7 +38,7 @@ def enqueue(session: Any, conv: Conversation, text: str, *, author: str = "bot",
     row = Message(conversation_id=conv.id, direction="out", author=author, channel=conv.channel, text=text,
                   payload=payload or None, status="pending", account_id=account_id)
     session.add(row)
-    session.info.setdefault(_ENQUEUED, []).append(row)
+    session.info.setdefault(_ENQUEUED, []).append((row, conv))
     return row
 
 
@@ -49,7 +50,7 @@ async def claim_enqueued(session: Any) -> None:
     session enqueued are committed already claimed (`sending`), so that `send_soon` can send them
     without another transaction; otherwise they wait their turn in the sender loop. Rows left
     `sending` by a crash go back to pending when their lease runs out (`release_stale`)."""
-    rows = session.info.get(_ENQUEUED)
+    rows = [row for row, _ in session.info.get(_ENQUEUED, ())]
     if not rows:
         return
     with session.no_autoflush:  # the new rows are not in the database yet
@@ -68,16 +69,16 @@ def send_soon(gw: "Gateway", session: Any) -> None:
     rather than when the sender loop finds them. A row that must be retried stops the rest: they
     go back to the loop, which keeps the conversation's order."""
     rows = session.info.pop(_ENQUEUED, [])
-    claimed = [row.id for row in rows if row.status == "sending" and row.id is not None]
+    claimed = [(row, conv) for row, conv in rows if row.status == "sending" and row.id is not None]
     if len(claimed) < len(rows):
         gw.outbox_event.set()
     if not claimed:
         return
 
     async def send_in_order() -> None:
-        for index, mid in enumerate(claimed):
-            if gw.stopping or await send_one(gw, mid) == "pending":
-                await _release(gw, claimed[index + 1:])
+        for index, (row, conv) in enumerate(claimed):
+            if gw.stopping or await send_one(gw, row.id, loaded=(row, conv)) == "pending":
+                await _release(gw, [r.id for r, _ in claimed[index + 1:]])
                 return
 
     gw.spawn(send_in_order())
@@ -163,12 +164,18 @@ async def _claim(gw: "Gateway", message_id: int) -> bool:
         return result.rowcount == 1
 
 
-async def send_one(gw: "Gateway", message_id: int) -> str:
-    """Send one claimed row; returns its new status (sent, pending for a retry, or failed)."""
+async def send_one(gw: "Gateway", message_id: int,
+                   loaded: tuple[Message, Conversation] | None = None) -> str:
+    """Send one claimed row; returns its new status (sent, pending for a retry, or failed).
+    `loaded`: the row and its conversation as just committed (by `send_soon`), not read again."""
     async with gw.sessions() as session:
-        row, conv = (await session.execute(
-            select(Message, Conversation).join(Conversation, Conversation.id == Message.conversation_id)
-            .where(Message.id == message_id))).one()
+        if loaded is not None:
+            row = await session.merge(loaded[0], load=False)
+            conv = await session.merge(loaded[1], load=False)
+        else:
+            row, conv = (await session.execute(
+                select(Message, Conversation).join(Conversation, Conversation.id == Message.conversation_id)
+                .where(Message.id == message_id))).one()
         sender = gw.senders.get(row.channel)
         now = utcnow()
         window = reply_window(conv, now)
@@ -246,7 +253,4 @@ async def run(gw: "Gateway") -> None:
             except asyncio.TimeoutError:
                 pass
     finally:
-        tasks = list(running)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await finish(list(running), STOP_GRACE_S)  # the message or send in hand, then cancel

@@ -495,6 +495,9 @@ class Publisher:
 
         async with self._lock:
             async with self.sessions() as session:
+                from bot.dbutil import lock_across_replicas
+
+                await lock_across_replicas(session, "publish")  # until the commit: one check-and-queue at a time
                 active = await self.active_job(session)
                 if active is not None:
                     raise PublishBusy(active.id)
@@ -951,6 +954,9 @@ class Publisher:
             raise FileNotFoundError(f"no model {name} in models/")
         async with self._lock:
             async with self.sessions() as session:
+                from bot.dbutil import lock_across_replicas
+
+                await lock_across_replicas(session, "publish")  # until the commit: one check-and-queue at a time
                 active = await self.active_job(session)
                 if active is not None:
                     raise PublishBusy(active.id)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import hashlib
 import logging
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import sessionmaker
 
 from bot.db.models import PlatformToken
+from bot.dbutil import advisory_key
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +83,6 @@ def _aware(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is not None:
         return moment
     return moment.replace(tzinfo=timezone.utc)
-
-
-def _advisory_key(name: str) -> int:
-    """A stable signed 64-bit key for pg_advisory_xact_lock."""
-    digest = hashlib.sha256(f"hotline.platform_token:{name}".encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 class DbTokenStore:
@@ -156,7 +150,7 @@ class DbTokenStore:
         if connection.dialect.name == "postgresql":
             timeout_ms = int(self._lock_timeout_s * 1000)
             await session.execute(text(f"SET LOCAL lock_timeout = {timeout_ms}"))
-            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _advisory_key(self._name)})
+            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(f"platform_token:{self._name}")})
             return
         await self._begin_immediate(session)
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.language import detect_language
 
@@ -121,3 +123,14 @@ def test_short_vietnamese_replies_keep_an_english_conversation() -> None:
 def test_stable_results() -> None:
     texts = ENGLISH + VIETNAMESE
     assert [detect_language(t) for t in texts] == [detect_language(t) for t in texts]
+
+
+@given(vi=st.sampled_from([x / 4 for x in range(0, 40)]), en=st.sampled_from([x / 4 for x in range(0, 40)]),
+       prev=st.sampled_from([None, "vi", "en"]))
+def test_langdetect_is_skipped_only_when_its_vote_could_not_change_the_answer(vi, en, prev):
+    from bot.language import LANGDETECT_VOTE, _decide
+
+    vote = LANGDETECT_VOTE
+    if _decide(vi + vote, en, prev, "vi") == _decide(vi, en + vote, prev, "vi"):
+        outcomes = {_decide(vi, en, prev, "vi"), _decide(vi + vote, en, prev, "vi"), _decide(vi, en + vote, prev, "vi")}
+        assert len(outcomes) == 1

@@ -1,4 +1,5 @@
-"""SQLite with one writer at a time per process, queued fairly in asyncio.
+"""The SQLite driver of the gateway: aiosqlite, with one writer at a time per process queued
+fairly in asyncio, and one trip to the driver's thread per statement.
 
 SQLite lets one connection write at a time; another that wants to write waits in SQLite's busy
 handler, sleeping and polling in its aiosqlite thread. With kept (pooled) connections that wait
@@ -11,6 +12,11 @@ This dialect takes a per-database asyncio lock before a connection's first writi
 releases it after its COMMIT or ROLLBACK, so in-process writers queue in the event loop (first
 come, first served) and never poll inside SQLite; the busy handler is left for other processes
 (a command run beside the gateway). Reads never take the lock (WAL: readers do not block).
+
+SQLAlchemy's aiosqlite adapter makes four trips to aiosqlite's thread per statement (open a
+cursor, execute, fetch, close), each a thread hand-over and an event-loop wake-up, and leaves
+the cursor to the garbage collector when the statement fails. `OneTripCursor` does the four in
+one function on that thread and always closes the cursor there.
 """
 from __future__ import annotations
 
@@ -20,7 +26,12 @@ from typing import Any
 
 from sqlalchemy import exc
 from sqlalchemy.dialects import registry
-from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+    SQLiteDialect_aiosqlite,
+)
 from sqlalchemy.util import await_only
 
 DRIVER = "hotline_aiosqlite"
@@ -45,12 +56,67 @@ def _adapted(connection: Any) -> Any:
     return getattr(connection, "dbapi_connection", None) or connection
 
 
+def _run_statement(conn: Any, operation: str, parameters: Any, many: bool) -> tuple[Any, list, int, int]:
+    """On aiosqlite's thread: the whole statement, cursor closed whatever happens."""
+    cursor = conn.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        if cursor.description:
+            return cursor.description, cursor.fetchall(), -1, -1
+        return None, [], cursor.lastrowid, cursor.rowcount
+    finally:
+        cursor.close()
+
+
+class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    __slots__ = ()
+
+    def _run(self, operation: str, parameters: Any, many: bool) -> None:
+        aio = self._connection  # aiosqlite.Connection; _execute and _conn are its own (0.22)
+        try:
+            self.description, self._rows, self.lastrowid, self.rowcount = self.await_(
+                aio._execute(lambda: _run_statement(aio._conn, operation, parameters, many)))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    def execute(self, operation, parameters=None):
+        self._run(operation, parameters, False)
+
+    def executemany(self, operation, seq_of_parameters):
+        self._run(operation, seq_of_parameters, True)
+
+
+class OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+
+    def cursor(self, server_side=False):
+        return super().cursor(server_side) if server_side else OneTripCursor(self)
+
+
+class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
+        kw.pop("async_fallback", None)
+        kw["check_same_thread"] = False  # as SQLAlchemy's adapter: every call runs on the one thread
+        connection = self.aiosqlite.connect(*arg, **kw)
+        connection.daemon = True
+        return OneTripConnection(self, await_only(connection))
+
+
 class SerializedWritesDialect(SQLiteDialect_aiosqlite):
     """aiosqlite with in-process writes in turn; `database_path` is set by `bot.db.session`."""
 
     driver = DRIVER
     supports_statement_cache = True
     database_path = ""
+
+    @classmethod
+    def dbapi(cls) -> OneTripDBAPI:
+        return OneTripDBAPI(__import__("aiosqlite"), __import__("sqlite3"))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -210,9 +210,28 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
+async def _freeze_startup_objects(_app: web.Application) -> None:
+    """After start-up (the gateway's context has loaded langdetect's profiles, the mappers, the
+    geography): move every object alive into the garbage collector's permanent generation. A full
+    collection then no longer walks them; with ~90,000 profile lists in the old generation each one
+    paused the event loop for 20-60 ms under load, the tail of the webhook acknowledgements."""
+    import gc
+
+    from sqlalchemy.orm import configure_mappers
+
+    from bot.geo import resolve
+
+    configure_mappers()
+    resolve(21.03, 105.85)  # loads and indexes the offline geography
+    gc.collect()
+    gc.freeze()
+
+
 def serve(settings: Settings) -> None:
     from bot.logs import AccessLogger
 
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log_class=AccessLogger,
+    app = create_app(settings)
+    app.on_startup.append(_freeze_startup_objects)  # after the gateway's context has started
+    web.run_app(app, host=settings.host, port=settings.port, access_log_class=AccessLogger,
                 shutdown_timeout=SHUTDOWN_TIMEOUT_S,
                 print=lambda *_: logger.info("listening on http://%s:%s", settings.host, settings.port))

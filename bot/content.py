@@ -561,6 +561,7 @@ class ContentStore:
         self._seed_phrases: list[Phrase] | None = None
         self._screen: SafetyScreen | None = None
         self._screen_at = 0.0
+        self._screen_rows: list[tuple[str, str, str]] | None = None  # what the cached screen was built from
         self._down_until = 0.0
 
     # -- database
@@ -674,10 +675,13 @@ class ContentStore:
             return [tuple(r) for r in result.all()]  # type: ignore[misc]
 
         rows = await self._query("safety phrases", fetch)
+        if self._screen is not None and rows and rows == self._screen_rows:
+            self._screen_at = time.monotonic()  # unchanged: compiling the screen again would cost ~15 ms
+            return self._screen
         phrases = _usable_phrases(rows) if rows else []
         if not phrases:
             phrases = self._file_phrases()
-        self._screen, self._screen_at = SafetyScreen(phrases), time.monotonic()
+        self._screen, self._screen_at, self._screen_rows = SafetyScreen(phrases), time.monotonic(), rows
         return self._screen
 
     def invalidate_safety_screen(self) -> None:

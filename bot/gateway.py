@@ -56,9 +56,9 @@ class Gateway:
 
     def start(self) -> None:
         from bot import inbox, outbox
-        from bot.language import detect_language
+        from bot.language import load_profiles
 
-        detect_language("xin chào, tôi cần giúp đỡ")  # loads langdetect's profiles now, not on a person's message
+        load_profiles()  # now, not on a person's message
 
         self.tasks = [asyncio.create_task(inbox.run(self), name="inbox"),
                       asyncio.create_task(outbox.run(self), name="outbox")]

@@ -354,6 +354,21 @@ async def test_safety_screen_from_the_database_cached_briefly(sessions, db_url: 
         await store.close()
 
 
+async def test_an_unchanged_phrase_list_is_not_compiled_again(sessions, db_url: str, seed_file: Path) -> None:
+    async with sessions() as session:
+        await content.seed_safety_phrases(session, [Phrase("nhot em lai", "emergency", "locked in")])
+    store = ContentStore(db_url, seed_file, safety_ttl=0)  # read the table on every call
+    try:
+        screen = await store.safety_screen()
+        assert await store.safety_screen() is screen  # same rows: the compiled screen is kept
+        async with sessions() as session:
+            await content.replace_safety_phrases(session, [Phrase("nhot em lai", "emergency", "held")], "an")
+        changed = await store.safety_screen()
+        assert changed is not screen and changed.check("ho nhot em lai").reason == "held"
+    finally:
+        await store.close()
+
+
 async def test_safety_screen_uses_the_file_when_the_table_is_empty(db_url: str, seed_file: Path) -> None:
     store = ContentStore(db_url, seed_file)
     try:

@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 # Commands that serve or touch the database read .env; the real environment wins over it.
 WITH_ENV := HOTLINE_ENV_FILE=.env
 
-.PHONY: help setup install model run test test-fast test-slow test-browser test-production evaluate migrate validate bench bench-load clean
+.PHONY: help setup install model run test test-fast test-slow test-browser test-production evaluate migrate validate bench bench-load bench-publish clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ bench: setup ## benchmarks -> docs/BENCHMARKS.md
 
 bench-load: install ## sustained load through 1 and 2 gateway replicas on PostgreSQL + Redis -> docs/BENCHMARKS.md
 	$(PY) -m bench.load --write
+
+bench-publish: install model ## time a whole publish of one added example (real Rasa) -> docs/BENCHMARKS.md
+	$(PY) -m bench.publish_time --write
 
 clean: ## remove the environment, trained models and local data
 	rm -rf $(VENV) models var

@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import sys
 import time
 import uuid
@@ -34,7 +33,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from bench.report import Section, method, print_section
+from bench.report import Section, method, print_section, put_block, section_block
 from bench.rig import Arrivals
 from bench.stats import fmt_ms, machine, summary_ms
 from tests.fakes.graph import FakeGraph
@@ -50,8 +49,6 @@ WARMUP_S = 3.0
 DURATION_S = 15.0
 REPLY_TIMEOUT_S = 30.0
 COMMAND = ".venv/bin/python -m bench.load"
-MARK_BEGIN = "<!-- bench.load: begin -->"
-MARK_END = "<!-- bench.load: end -->"
 
 
 @dataclass
@@ -275,22 +272,7 @@ async def run(pg_server: str, redis_url: str, rasa_delay_s: float = 0.0, concurr
 
 def write_section(section: Section, info: dict[str, str]) -> str:
     """Put the section (and the machine it ran on) into docs/BENCHMARKS.md, replacing an earlier one."""
-    path = PROJECT_ROOT / "docs" / "BENCHMARKS.md"
-    lines = [MARK_BEGIN, "", f"## {section.title}", "",
-             f"Command: `{section.command} --write` ({section.seconds:.0f} s), {info['date']}, on "
-             f"{info['cpu']}, {info['nproc']} cores, kernel {info['kernel']}, Python {info['python']}; load average "
-             f"before: {' '.join(info['load_before'].split()[:3])}.", "", section.method, "",
-             "| measure | value | target | met |", "|---|---|---|---|"]
-    for r in section.rows:
-        met = "" if r.met is None else ("**yes**" if r.met else "**NO**")
-        lines.append(f"| {r.metric} | {r.value}{f' ({r.note})' if r.note else ''} | {r.target} | {met} |")
-    lines += [""] + [f"- {n}" for n in section.notes] + ["", MARK_END]
-    block = "\n".join(lines)
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(MARK_BEGIN) + r".*?" + re.escape(MARK_END), re.DOTALL)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")
-    return str(path.relative_to(PROJECT_ROOT))
+    return put_block("bench.load", section_block(section, info))
 
 
 def main(argv: list[str]) -> int:

@@ -147,3 +147,34 @@ def write_json(path: Path, machine: dict[str, str], sections: list[Section], run
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_clean({"machine": machine, "run": run, "sections": [asdict(s) for s in sections]}),
                                indent=2, ensure_ascii=False))
+
+
+def section_block(section: Section, info: dict[str, str]) -> list[str]:
+    """A section run on its own (not by `python -m bench`), with the machine it ran on."""
+    lines = [f"## {section.title}", "",
+             f"Command: `{section.command} --write` ({section.seconds:.0f} s), {info['date']}, on "
+             f"{info['cpu']}, {info['nproc']} cores, kernel {info['kernel']}, Python {info['python']}; load average "
+             f"before: {' '.join(info['load_before'].split()[:3])}.", "", section.method, "",
+             "| measure | value | target | met |", "|---|---|---|---|"]
+    for r in section.rows:
+        met = "" if r.met is None else ("**yes**" if r.met else "**NO**")
+        lines.append(f"| {r.metric} | {r.value}{f' ({r.note})' if r.note else ''} | {r.target} | {met} |")
+    return lines + [""] + [f"- {n}" for n in section.notes]
+
+
+def put_block(name: str, lines: list[str]) -> str:
+    """Write `lines` into docs/BENCHMARKS.md between `<!-- NAME: begin -->` and `<!-- NAME: end -->`,
+    replacing an earlier block of that name (`python -m bench` keeps such blocks when it rewrites
+    the page). Returns the page's path relative to the project."""
+    import re
+
+    from tests.support.processes import PROJECT_ROOT
+
+    begin, end = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
+    path = PROJECT_ROOT / "docs" / "BENCHMARKS.md"
+    block = "\n".join([begin, "", *lines, "", end])
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text, encoding="utf-8")
+    return str(path.relative_to(PROJECT_ROOT))

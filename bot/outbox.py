@@ -17,6 +17,7 @@ from sqlalchemy.orm import aliased
 from bot.db.models import Conversation, Message, utcnow
 from bot.gateway import STOP_GRACE_S, finish
 from bot.senders import Outgoing
+from channels.messenger import TEXT_LIMIT, split_text  # Zalo's limit is the same 2,000 characters
 from channels.base import SendError
 
 if TYPE_CHECKING:
@@ -34,12 +35,19 @@ def backoff(attempt: int, base_s: float = 1.0) -> timedelta:
 
 
 def enqueue(session: Any, conv: Conversation, text: str, *, author: str = "bot",
-            payload: dict[str, Any] | None = None, account_id: int | None = None) -> Message:
-    row = Message(conversation_id=conv.id, direction="out", author=author, channel=conv.channel, text=text,
-                  payload=payload or None, status="pending", account_id=account_id)
-    session.add(row)
-    session.info.setdefault(_ENQUEUED, []).append((row, conv))
-    return row
+            payload: dict[str, Any] | None = None, account_id: int | None = None) -> list[Message]:
+    """The text as outbox rows: one per platform message (TEXT_LIMIT), so that a retry after a
+    failed part sends only that part again; quick replies and buttons go with the last part."""
+    parts = split_text(text, TEXT_LIMIT) if len(text) > TEXT_LIMIT else [text]
+    rows = []
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        row = Message(conversation_id=conv.id, direction="out", author=author, channel=conv.channel, text=part,
+                      payload=(payload or None) if last else None, status="pending", account_id=account_id)
+        session.add(row)
+        session.info.setdefault(_ENQUEUED, []).append((row, conv))
+        rows.append(row)
+    return rows
 
 
 _ENQUEUED = "outbox_rows"

@@ -60,12 +60,13 @@ async def _send(request: web.Request, text: str, payload: dict[str, Any] | None 
             lang = conv.language or "vi"
             text = await gw.text("utter_share_location_link", lang, url=url)
             payload = {"link": {"title": "Gửi vị trí" if lang == "vi" else "Share location", "url": url}}
-        row = outbox.enqueue(session, conv, text, author="counselor", payload=payload, account_id=me.id)
+        rows = outbox.enqueue(session, conv, text, author="counselor", payload=payload, account_id=me.id)
         await outbox.claim_enqueued(session)
         await session.commit()
-        event = {"type": "message", "conversation_id": cid, "message": message_json(row, {me.id: me})}
-    await gw.live.publish(event)
+    for part in rows:
+        await gw.live.publish({"type": "message", "conversation_id": cid, "message": message_json(part, {me.id: me})})
     outbox.send_soon(gw, session)
+    row = rows[-1]
     return web.json_response({"message_id": row.id, "status": row.status,
                               "human_agent": conv.channel == "messenger" and not window.get("bot_open", False)},
                              status=202)

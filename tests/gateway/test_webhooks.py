@@ -8,6 +8,7 @@ import json
 from sqlalchemy import func, select
 
 from bot.db.models import Conversation, Location, Message
+from channels.messenger import split_text
 from tests.fakes.payloads import (
     PAGE_ID,
     messenger_echo_event,
@@ -215,6 +216,29 @@ async def test_sends_are_retried_then_delivered_once(gateway, fakes):
     row = await eventually(sent, timeout=10)
     assert row.attempts == 3
     assert fakes.graph.texts_to("retry") == ["[vi] bot: xin chao"]
+
+
+async def test_a_long_reply_whose_second_part_fails_resends_only_that_part(gateway, fakes):
+    words = " ".join(f"tu{i}" for i in range(900))  # about 4,500 characters: three Messenger messages
+    deliver, armed = fakes.graph._deliver, []
+
+    def fail_the_second_part_once(body, call):
+        response = deliver(body, call)
+        if not armed and len(fakes.graph.texts_to("long")) == 1:
+            armed.append(True)
+            fakes.graph.fail_next(1, 500)
+        return response
+
+    fakes.graph._deliver = fail_the_second_part_once
+    await post_messenger(gateway, messenger_text_event("long", words, "m-long"))
+    expected = split_text("[vi] bot: " + words[:4000])  # the fake Rasa echoes what it was sent
+    assert len(expected) == 3
+    await eventually(lambda: len(fakes.graph.texts_to("long")) >= 3, timeout=15)
+    await asyncio.sleep(0.5)
+    parts = fakes.graph.texts_to("long")
+    assert armed and parts == expected  # each part once, in order
+    failed = [c for c in fakes.graph.calls if not c["delivered"]]
+    assert len(failed) == 1 and failed[0]["json"]["message"]["text"] == parts[1]  # the part retried, once
 
 
 async def test_a_send_that_keeps_failing_is_marked_failed(gateway, fakes):

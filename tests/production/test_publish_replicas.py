@@ -7,9 +7,11 @@ import asyncio
 
 from bot import accounts
 from bot.admin.state import publisher_key
+from bot.app import create_app
+from bot.keys import gateway_key
 from tests.admin.conftest import PASSWORD, SERVING, Staff, copy_repository, publish_config, wait_for_job
 from tests.admin.fakes import FakeRasaServer, StubSteps
-from tests.production.inproc import gateway_settings, replica
+from tests.production.inproc import gateway_settings
 
 
 async def test_two_replicas_asked_at_once_start_one_publish(aiohttp_client, pg_url, fakes, tmp_path):
@@ -18,8 +20,11 @@ async def test_two_replicas_asked_at_once_start_one_publish(aiohttp_client, pg_u
         settings = gateway_settings(pg_url, fakes, rasa_url=rasa_api.url, content_dir=repo / "content")
         editors, steps = [], []
         for n in (1, 2):
-            app_replica = await replica(aiohttp_client, settings, f"publish-{n}")
-            publish_config(app_replica.app, repo)
+            app = create_app(settings)
+            publish_config(app, repo)  # before the start: the publisher is built with it
+            app_replica = await aiohttp_client(app)
+            app_replica.gw = app[gateway_key]
+            app_replica.gw.worker_id = f"publish-{n}"
             publisher = app_replica.app[publisher_key]
             publisher.steps = StubSteps(publisher.config, publisher.http)
             publisher.steps.hold = asyncio.Event()  # training waits: the first job stays active
@@ -49,5 +54,6 @@ async def test_two_replicas_asked_at_once_start_one_publish(aiohttp_client, pg_u
         winner = editors[[status for status, _ in answers].index(202)]
         job = await wait_for_job(winner, started)
         assert job["state"] == "done"
+        assert (repo / "models").is_dir() and any((repo / "models").iterdir())  # the copy's models, not ours
         for e in editors:
             await e.client.app[publisher_key].close()

@@ -155,26 +155,31 @@ async def process_conversation(gw: "Gateway", conv_id: int) -> None:
     try:
         while not gw.stopping:
             async with gw.sessions() as session:
-                msg = await session.scalar(
-                    select(Message).where(Message.conversation_id == conv_id, Message.direction == "in",
-                                          Message.status == "pending").order_by(Message.id).limit(1))
-                if msg is None:
+                # the conversation comes along (one statement): handle() finds it in the session
+                row = (await session.execute(
+                    select(Message, Conversation).join(Conversation, Conversation.id == Message.conversation_id)
+                    .where(Message.conversation_id == conv_id, Message.direction == "in",
+                           Message.status == "pending").order_by(Message.id).limit(1))).first()
+                if row is None:
                     return
+                msg = row[0]
                 if msg.next_attempt_at is not None and outbox._aware(msg.next_attempt_at) > utcnow():
                     gw.wake_inbox_at(outbox._aware(msg.next_attempt_at))
                     return
                 msg_id = msg.id
                 try:
                     events = await handle(gw, session, msg)
-                    if _lease_may_have_lapsed(leased_at) and not await _still_leased(gw, session, conv_id):
-                        # another replica took the conversation after our lease ran out, and
-                        # handles this message itself: our replies must not be committed too
-                        await session.rollback()
-                        gw.metrics.inc("lease_lost_total")
-                        logger.warning("conversation %s: lease lost while handling message %s; "
-                                       "left to the replica that holds it", conv_id, msg_id)
-                        return
-                    leased_at = time.monotonic()  # renewed (or still fresh) as of this commit
+                    if _lease_may_have_lapsed(leased_at):
+                        renewing_at = time.monotonic()
+                        if not await _still_leased(gw, session, conv_id):
+                            # another replica took the conversation after our lease ran out, and
+                            # handles this message itself: our replies must not be committed too
+                            await session.rollback()
+                            gw.metrics.inc("lease_lost_total")
+                            logger.warning("conversation %s: lease lost while handling message %s; "
+                                           "left to the replica that holds it", conv_id, msg_id)
+                            return
+                        leased_at = renewing_at  # renewed in this transaction
                     await outbox.claim_enqueued(session)
                     await session.commit()
                     outbox.send_soon(gw, session)

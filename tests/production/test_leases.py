@@ -67,3 +67,21 @@ async def test_a_lease_that_expires_mid_message_never_answers_twice(aiohttp_clie
             .where(Conversation.user_id == user).order_by(Message.id)))
     assert [(d, t) for d, t, _ in rows if d == "out"] == [("out", "[vi] bot: mot"), ("out", "[vi] bot: hai")]
     assert [st for d, _, st in rows if d == "in"] == ["done", "done"]
+
+
+async def test_a_long_backlog_keeps_its_lease_renewed_and_is_answered_once_in_order(aiohttp_client, database, fakes,
+                                                                                 monkeypatch):
+    """Quick messages skip the lease check until a third of the lease has passed; a backlog that
+    takes longer than the lease must still renew it, or another replica would take it midway."""
+    monkeypatch.setattr(inbox, "LEASE", timedelta(seconds=0.3))
+    fakes.rasa.delay_s = 0.03
+    settings = gateway_settings(database, fakes)
+    a = await replica(aiohttp_client, settings, "replica-a")
+    b = await replica(aiohttp_client, settings, "replica-b")  # scans for due conversations every second
+    user = f"backlog-{uuid.uuid4().hex[:8]}"
+    words = [f"tin {i}" for i in range(40)]  # about 1.5 s of handling, five leases' worth
+    for i, text in enumerate(words):
+        assert await post(a, messenger_text_event(user, text, f"{user}-{i}")) == 200
+    await eventually(lambda: len(fakes.graph.texts_to(user)) >= len(words), timeout=30)
+    await asyncio.sleep(1.5)  # b's scan has run meanwhile; a doubled answer would have arrived
+    assert fakes.graph.texts_to(user) == [f"[vi] bot: {t}" for t in words]

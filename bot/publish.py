@@ -138,6 +138,7 @@ class PublishConfig:
     intents_doc: Path | None
     rasa_url: str
     rasa_token: str | None = None
+    rasa_model_urls: tuple[str, ...] = ()  # every Rasa replica the model goes into; () = rasa_url
     min_examples: int = 10
     min_risk_recall: float = 0.98
     epochs: int | None = None  # HOTLINE_PUBLISH_EPOCHS: fewer DIET epochs (tests only)
@@ -157,7 +158,8 @@ class PublishConfig:
         return cls(root=root, models_dir=root / "models", work_dir=root / "var" / "publish",
                    heldout=root / "tests" / "nlu" / "heldout.yml", content_dir=Path(settings.content_dir),
                    intents_doc=root / "docs" / "INTENTS.md", rasa_url=settings.rasa_url.rstrip("/"),
-                   rasa_token=settings.rasa_token, epochs=int(epochs) if epochs else None,
+                   rasa_token=settings.rasa_token, rasa_model_urls=settings.rasa_model_urls,
+                   epochs=int(epochs) if epochs else None,
                    train_config=Path(train_config) if train_config else None)
 
 
@@ -394,17 +396,38 @@ class RasaSteps:
         return {"token": self.config.rasa_token} if self.config.rasa_token else None
 
     async def load(self, model: Path) -> None:
+        """Into every Rasa replica (RASA_MODEL_URLS, else RASA_URL). When one refuses, those that
+        took the model already go back to the one they served, so all keep serving the same."""
+        urls = self.config.rasa_model_urls or (self.config.rasa_url,)
+        before = await self.serving()
+        previous = self.config.models_dir / before if before else None
+        done: list[str] = []
+        try:
+            for url in urls:
+                await self._load_into(url, model)
+                done.append(url)
+        except StepFailed as exc:
+            if done and previous is not None and previous.exists():
+                for url in done:
+                    try:
+                        await self._load_into(url, previous)
+                    except StepFailed as back:
+                        logger.error("could not load %s back into %s: %s", previous.name, url, back)
+            raise StepFailed(f"{exc} ({url}; {len(done)} of {len(urls)} replicas had loaded it and went back)"
+                             if len(urls) > 1 else str(exc)) from exc
+
+    async def _load_into(self, url: str, model: Path) -> None:
         import aiohttp
 
-        url = f"{self.config.rasa_url}/model"
         try:
-            async with self.http.put(url, json={"model_file": str(model.resolve())}, params=self._params(),
+            async with self.http.put(f"{url}/model", json={"model_file": str(model.resolve())},
+                                     params=self._params(),
                                      timeout=aiohttp.ClientTimeout(total=self.config.rasa_timeout_s)) as r:
                 if r.status >= 300:
                     body = (await r.text())[:300]
                     raise StepFailed(f"Rasa refused the model (HTTP {r.status}): {body}")
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise StepFailed(f"Rasa could not be reached at {self.config.rasa_url} ({type(exc).__name__}); "
+            raise StepFailed(f"Rasa could not be reached at {url} ({type(exc).__name__}); "
                              "is it running with --enable-api?") from exc
 
     async def serving(self) -> str | None:

@@ -43,6 +43,18 @@ def _positive_int(value: str | None, name: str, default: int) -> int:
     return number
 
 
+def _urls(value: str | None, name: str) -> tuple[str, ...]:
+    """A comma-separated list of http(s) base URLs."""
+    out = []
+    for part in (value or "").split(","):
+        url = part.strip().rstrip("/")
+        if url:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{name}: {url!r} is not an http:// or https:// URL")
+            out.append(url)
+    return tuple(out)
+
+
 def _networks(value: str | None) -> tuple[str, ...]:
     """TRUSTED_PROXIES: comma-separated addresses or networks (127.0.0.1, 10.0.0.0/8)."""
     import ipaddress
@@ -66,6 +78,7 @@ class Settings:
     redis_prefix: str = "hotline"  # Redis channel / key prefix: one per deployment sharing a Redis
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: str | None = None
+    rasa_model_urls: tuple[str, ...] = ()  # every Rasa replica a published model goes into; () = RASA_URL
     public_base_url: str = "http://localhost:8080"
     messenger_app_secret: str | None = None
     messenger_verify_token: str | None = None
@@ -118,6 +131,7 @@ class Settings:
             redis_url=get("REDIS_URL"),
             rasa_url=(get("RASA_URL") or cls.rasa_url).rstrip("/"),
             rasa_token=get("RASA_TOKEN"),
+            rasa_model_urls=_urls(get("RASA_MODEL_URLS"), "RASA_MODEL_URLS"),
             public_base_url=(get("PUBLIC_BASE_URL") or cls.public_base_url).rstrip("/"),
             messenger_app_secret=get("MESSENGER_APP_SECRET"),
             messenger_verify_token=get("MESSENGER_VERIFY_TOKEN"),

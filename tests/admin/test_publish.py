@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from bot.publish import (
     validation_problems,
 )
 from bot.text import strip_diacritics
+from tests.admin.fakes import FakeRasaServer
 from tests.admin.conftest import (
     SERVING,
     TOPIC_ANSWERS,
@@ -212,6 +214,28 @@ async def test_rasa_refusing_the_model_fails_and_changes_nothing(app_client, edi
     async with app_client.gw.sessions() as session:
         assert await session.scalar(select(Response.id).where(Response.key == f"utter_{TOPIC}")) is None
     assert len(await pending(app_client.gw)) == 1
+
+
+async def test_a_published_model_goes_into_every_rasa_replica(app_client, editor, rasa) -> None:
+    async with FakeRasaServer(serving=SERVING) as second:
+        app_client.steps.config = replace(app_client.steps.config, rasa_model_urls=(rasa.url, second.url))
+        await draft_example(editor)
+        job = await wait_for_job(editor, await publish(editor))
+        assert job["state"] == "done"
+        assert rasa.serving == second.serving != SERVING and len(rasa.loads) == len(second.loads) == 1
+
+
+async def test_a_replica_refusing_the_model_sends_the_others_back_to_the_serving_model(
+        app_client, editor, repo, rasa) -> None:
+    before = snapshot(repo)
+    async with FakeRasaServer(serving=SERVING) as second:
+        second.load_status = 500
+        app_client.steps.config = replace(app_client.steps.config, rasa_model_urls=(rasa.url, second.url))
+        await draft_example(editor)
+        job = await wait_for_job(editor, await publish(editor))
+        assert job["state"] == "failed" and "1 of 2 replicas had loaded it and went back" in job["error"]
+        assert [Path(load["body"]["model_file"]).name for load in rasa.loads][1:] == [SERVING]
+        assert rasa.serving == second.serving == SERVING and snapshot(repo) == before
 
 
 async def test_the_rasa_token_is_sent(app_client, editor, rasa, repo) -> None:

@@ -50,6 +50,7 @@ def test_the_production_environment_names_every_setting():
     settings = Settings.from_env(values)
     assert settings.auto_migrate is False and settings.redis_url and settings.trusted_proxies == ("127.0.0.1/32",)
     assert settings.log_format == "json" and settings.retention_days >= 1 and settings.tracker_database_url
+    assert settings.rasa_model_urls == ("http://127.0.0.1:5005", "http://127.0.0.1:5006")  # both replicas
 
 
 def unit_commands() -> list[tuple[str, list[str]]]:

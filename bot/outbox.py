@@ -17,8 +17,8 @@ from sqlalchemy.orm import aliased
 from bot.db.models import Conversation, Message, utcnow
 from bot.gateway import STOP_GRACE_S, finish
 from bot.senders import Outgoing
-from channels.messenger import TEXT_LIMIT, split_text  # Zalo's limit is the same 2,000 characters
 from channels.base import SendError
+from channels.messenger import TEXT_LIMIT, split_text  # Zalo's limit is the same 2,000 characters
 
 if TYPE_CHECKING:
     from bot.gateway import Gateway
@@ -85,8 +85,13 @@ def send_soon(gw: "Gateway", session: Any) -> None:
 
     async def send_in_order() -> None:
         for index, (row, conv) in enumerate(claimed):
-            if gw.stopping or await send_one(gw, row.id, loaded=(row, conv)) == "pending":
-                await _release(gw, [r.id for r, _ in claimed[index + 1:]])
+            try:
+                status = "pending" if gw.stopping else await send_one(gw, row.id, loaded=(row, conv))
+            except Exception:  # the rows stay claimed until their lease ends, then the loop sends them
+                logger.exception("sending message %s failed; it stays in the outbox", row.id)
+                return
+            if status == "pending":
+                await _release(gw, [r.id for r, _ in claimed[index:]])  # (only rows still `sending`)
                 return
 
     gw.spawn(send_in_order())

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 LANGUAGES = ("vi", "en")
 DEFAULT_LANGUAGE = "vi"
+LANGDETECT_VOTE = 2.0  # what langdetect's confident answer adds to that language's score
 
 # Combining marks that only Vietnamese uses among the languages people write to us in.
 _VI_ONLY_MARKS = {"\u0309", "\u0323", "\u031b", "\u0306"}  # hook above, dot below, horn, breve
@@ -219,9 +220,6 @@ def detect_language(text: str, previous: str | None = None) -> str:
         elif prob >= 0.5 and lang == "vi":
             vi += LANGDETECT_VOTE
     return _decide(vi, en, prev, default)
-
-
-LANGDETECT_VOTE = 2.0
 
 
 def _decide(vi: float, en: float, prev: str | None, default: str) -> str:

@@ -51,6 +51,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
+from bot.dbutil import lock_across_replicas
 from bot.settings import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
@@ -402,19 +403,21 @@ class RasaSteps:
         before = await self.serving()
         previous = self.config.models_dir / before if before else None
         done: list[str] = []
-        try:
-            for url in urls:
+        for url in urls:
+            try:
                 await self._load_into(url, model)
-                done.append(url)
-        except StepFailed as exc:
-            if done and previous is not None and previous.exists():
-                for url in done:
+            except StepFailed as exc:
+                if len(urls) == 1:
+                    raise
+                went_back = bool(done) and previous is not None and previous.exists()
+                for loaded in done if went_back else ():
                     try:
-                        await self._load_into(url, previous)
+                        await self._load_into(loaded, previous)
                     except StepFailed as back:
-                        logger.error("could not load %s back into %s: %s", previous.name, url, back)
-            raise StepFailed(f"{exc} ({url}; {len(done)} of {len(urls)} replicas had loaded it and went back)"
-                             if len(urls) > 1 else str(exc)) from exc
+                        logger.error("could not load %s back into %s: %s", previous.name, loaded, back)
+                raise StepFailed(f"{exc} ({url}; {len(done)} of {len(urls)} replicas had loaded it"
+                                 f"{' and went back' if went_back else ''})") from exc
+            done.append(url)
 
     async def _load_into(self, url: str, model: Path) -> None:
         import aiohttp
@@ -518,8 +521,6 @@ class Publisher:
 
         async with self._lock:
             async with self.sessions() as session:
-                from bot.dbutil import lock_across_replicas
-
                 await lock_across_replicas(session, "publish")  # until the commit: one check-and-queue at a time
                 active = await self.active_job(session)
                 if active is not None:
@@ -977,9 +978,7 @@ class Publisher:
             raise FileNotFoundError(f"no model {name} in models/")
         async with self._lock:
             async with self.sessions() as session:
-                from bot.dbutil import lock_across_replicas
-
-                await lock_across_replicas(session, "publish")  # until the commit: one check-and-queue at a time
+                await lock_across_replicas(session, "publish")  # no publish may be queued while this checks
                 active = await self.active_job(session)
                 if active is not None:
                     raise PublishBusy(active.id)

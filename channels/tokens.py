@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import sessionmaker
 
 from bot.db.models import PlatformToken
-from bot.dbutil import advisory_key
+from bot.dbutil import lock_across_replicas
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class DbTokenStore:
         if connection.dialect.name == "postgresql":
             timeout_ms = int(self._lock_timeout_s * 1000)
             await session.execute(text(f"SET LOCAL lock_timeout = {timeout_ms}"))
-            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(f"platform_token:{self._name}")})
+            await lock_across_replicas(session, f"platform_token:{self._name}")
             return
         await self._begin_immediate(session)
 

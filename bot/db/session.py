@@ -54,7 +54,7 @@ def async_engine(database_url: str) -> AsyncEngine:
         # the PRAGMAs for every session, about 6 ms each, several times per message. Kept
         # connections make a session cost microseconds. (An in-memory database keeps its
         # default StaticPool: a new connection would be a new, empty database.) Whoever creates
-        # an engine disposes of it: a pooled aiosqlite connection holds a non-daemon thread.
+        # an engine disposes of it: each kept connection holds the file open and a driver thread.
         pooled = {"poolclass": AsyncAdaptedQueuePool, "pool_size": SQLITE_POOL_SIZE,
                   "max_overflow": SQLITE_POOL_OVERFLOW} if url.database not in (None, "", ":memory:") else {}
         sqlite_writes.register()
@@ -77,4 +77,3 @@ def sync_engine(database_url: str) -> Engine:
 
 def session_factory(engine: AsyncEngine) -> sessionmaker:
     return sessionmaker(engine, class_=AsyncSession, expire_on_commit=False, future=True)
-
